@@ -1,0 +1,1 @@
+//! Proptest strategies for the crate's types (feature `proptest`).

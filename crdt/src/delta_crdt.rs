@@ -1,0 +1,92 @@
+//! [`DeltaCrdt`]: the contract that pull anti-entropy programs against.
+
+use crate::CausalContext;
+
+/// A replicated value that can say what a peer is missing, given the peer's
+/// digest, and absorb such an answer.
+///
+/// The law that makes pull sync correct, checked in `proofs/`: for replicas
+/// `a` and `b`, `a.join_delta(b.delta_since(&a.digest()))` leaves `a` equal to
+/// `a ⊔ b` — also when the answer arrives late, twice, or after `a` changed.
+///
+/// Answers MUST be joined one at a time as they arrive. Two answers must not be
+/// merged with each other first: each carries its responder's whole causal
+/// context, which covers keys it does not ship.
+pub trait DeltaCrdt {
+    /// What a change notification names (a map key; `()` for a single value).
+    type Key;
+    /// An answer to a pull (or a mutator's delta).
+    type Delta;
+
+    /// Every event this replica has seen: what it sends when it pulls.
+    fn digest(&self) -> CausalContext;
+
+    /// What this replica has that `digest` has not seen, or `None` when it has
+    /// nothing new. The cost grows with the answer, not with the state.
+    ///
+    /// When `digest` predates events this replica has garbage-collected (see
+    /// [`purge`](Self::purge)), the answer is the full state, flagged so that
+    /// [`join_delta`](Self::join_delta) can drop what the purged events removed.
+    fn delta_since(&self, digest: &CausalContext) -> Option<Self::Delta>;
+
+    /// Whether `delta` is a full-state answer (for metrics and the wire flag).
+    fn is_full_state(delta: &Self::Delta) -> bool;
+
+    /// Joins an answer into this replica and reports what changed.
+    fn join_delta(&mut self, delta: Self::Delta) -> Changes<Self::Key>;
+
+    /// Garbage-collects what every replica in the group has seen: `stable` is
+    /// the meet of the current members' digests. Returns how many entries
+    /// were dropped. A type with nothing to collect returns 0.
+    fn purge(&mut self, stable: &CausalContext) -> usize {
+        let _ = stable;
+        0
+    }
+}
+
+/// What a join changed: the keys whose visible value changed, and whether
+/// anything at all was learned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes<K> {
+    keys: Vec<K>,
+    learned: bool,
+}
+
+impl<K> Changes<K> {
+    /// Builds a change report. `learned` must be true whenever `keys` is not
+    /// empty.
+    pub fn new(keys: Vec<K>, learned: bool) -> Self {
+        let learned = learned || !keys.is_empty();
+        Changes { keys, learned }
+    }
+
+    /// Nothing changed and nothing was learned.
+    pub fn none() -> Self {
+        Changes {
+            keys: Vec::new(),
+            learned: false,
+        }
+    }
+
+    /// Keys whose visible value (or its writer) changed, ascending.
+    pub fn keys(&self) -> &[K] {
+        &self.keys
+    }
+
+    /// Consumes the report, returning the changed keys.
+    pub fn into_keys(self) -> Vec<K> {
+        self.keys
+    }
+
+    /// Whether no visible value changed.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Whether the join taught this replica anything (new events seen, even
+    /// when no visible value changed). Sync uses this to decide whether to
+    /// pass a notification on.
+    pub fn learned(&self) -> bool {
+        self.learned
+    }
+}

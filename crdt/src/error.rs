@@ -1,0 +1,66 @@
+//! Errors raised when untrusted input breaks an invariant of a crdt type.
+
+use thiserror::Error;
+
+/// A decoded value broke one of the invariants the crate's types keep.
+///
+/// Returned (wrapped in the serde error of the format in use) when
+/// deserializing any public type; the value is rejected as a whole and
+/// nothing is constructed. Joins and mutators never return this: they are
+/// infallible on values that were validated on the way in.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InvariantError {
+    /// A dot had counter 0; counters start at 1.
+    #[error("dot counter is 0 (counters start at 1)")]
+    ZeroCounter,
+    /// A sequence that must be strictly ascending (version vector entries,
+    /// cloud dots, map keys, siblings of a key) was out of order or held a
+    /// duplicate.
+    #[error("{what} are not strictly ascending (unsorted or duplicate)")]
+    NotStrictlyAscending {
+        /// Which sequence.
+        what: &'static str,
+    },
+    /// A cloud dot was already covered by the version vector, or directly
+    /// extends it: the context was not compact.
+    #[error(
+        "causal context is not compact: cloud dot {actor}:{counter} is at or next to the version vector"
+    )]
+    NotCompact {
+        /// Actor of the offending cloud dot.
+        actor: u64,
+        /// Counter of the offending cloud dot.
+        counter: u64,
+    },
+    /// A key of a map or delta had no sibling at all.
+    #[error("a key has no sibling")]
+    EmptySiblings,
+    /// A sibling's dot was not in the causal context that ships with it.
+    #[error("sibling dot {actor}:{counter} is not in the causal context")]
+    DotNotInContext {
+        /// Actor of the offending dot.
+        actor: u64,
+        /// Counter of the offending dot.
+        counter: u64,
+    },
+    /// The same dot appeared under two keys (a dot names one event).
+    #[error("dot {actor}:{counter} appears under more than one key")]
+    DuplicateDot {
+        /// Actor of the offending dot.
+        actor: u64,
+        /// Counter of the offending dot.
+        counter: u64,
+    },
+    /// A purge frontier entry named a dot that is not in the causal context.
+    #[error("purge frontier dot {actor}:{counter} is not in the causal context")]
+    FrontierNotInContext {
+        /// Actor of the offending frontier entry.
+        actor: u64,
+        /// Counter of the offending frontier entry.
+        counter: u64,
+    },
+    /// A mutator or `delta_since` answer claimed to be a full state but
+    /// carried a purge frontier it is not allowed to have, or the reverse.
+    #[error("{0}")]
+    Malformed(&'static str),
+}

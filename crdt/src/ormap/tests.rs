@@ -1,0 +1,323 @@
+use super::*;
+use crate::{LastWriterWins, Timestamped};
+
+type Map = ORMap<&'static str, u32>;
+
+fn pull<K: Ord + Clone, V: Clone, T: Tiebreak<K, V>>(
+    to: &mut ORMap<K, V, T>,
+    from: &ORMap<K, V, T>,
+) -> Changes<K> {
+    match from.delta_since(&to.digest()) {
+        Some(delta) => to.join_delta(delta),
+        None => Changes::none(),
+    }
+}
+
+#[test]
+fn insert_overwrites_and_its_delta_names_the_overwritten_dot() {
+    let mut a = Map::new(ActorId(1));
+    let d1 = a.insert("k", 1);
+    let first = d1.iter().next().map(|(_, s)| s[0].dot).expect("one key");
+    let d2 = a.insert("k", 2);
+    assert_eq!(a.get(&"k"), Some(&2));
+    assert_eq!(a.siblings(&"k").len(), 1);
+    assert!(d2.context().contains(first), "delta must carry the overwritten dot");
+    assert_eq!(a.len(), 1);
+}
+
+#[test]
+fn remove_mints_a_tombstone_dot_and_is_none_when_nothing_is_visible() {
+    let mut a = Map::new(ActorId(1));
+    assert!(a.remove(&"k").is_none());
+    a.insert("k", 1);
+    let delta = a.remove(&"k").expect("k was live");
+    let (_, siblings) = delta.iter().next().expect("one key");
+    assert_eq!(siblings[0].value, None);
+    assert_eq!(siblings[0].dot.counter(), 2);
+    assert!(a.get(&"k").is_none());
+    assert_eq!(a.len(), 0);
+    assert_eq!(a.stored_keys(), 1, "the tombstone is kept until purged");
+    assert!(a.remove(&"k").is_none());
+}
+
+#[test]
+fn a_replica_whose_only_change_is_a_remove_is_seen_by_a_pull() {
+    // rust-crdt #160: removes silently dropped by digest comparison.
+    let mut a = Map::new(ActorId(1));
+    let mut b = Map::new(ActorId(2));
+    a.insert("k", 1);
+    pull(&mut b, &a);
+    assert_eq!(b.get(&"k"), Some(&1));
+    a.remove(&"k");
+    let changes = pull(&mut b, &a);
+    assert_eq!(changes.keys(), &["k"]);
+    assert!(b.get(&"k").is_none());
+    assert_eq!(a, b);
+}
+
+#[test]
+fn concurrent_writes_become_siblings_and_the_tiebreak_picks() {
+    let mut a = Map::new(ActorId(1));
+    let mut b = Map::new(ActorId(2));
+    a.insert("k", 10);
+    b.insert("k", 20);
+    pull(&mut a, &b);
+    pull(&mut b, &a);
+    assert_eq!(a.siblings(&"k").len(), 2);
+    assert_eq!(a.get(&"k"), Some(&20), "ActorOrder: higher actor wins");
+    assert_eq!(b.get(&"k"), Some(&20));
+    assert_eq!(a.visible(&"k").map(|s| s.dot.actor()), Some(ActorId(2)));
+    // A later write by either side collapses the siblings.
+    a.insert("k", 30);
+    pull(&mut b, &a);
+    assert_eq!(b.siblings(&"k").len(), 1);
+    assert_eq!(b.get(&"k"), Some(&30));
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Stamped(u64, &'static str);
+
+impl Timestamped for Stamped {
+    type Time = u64;
+    fn timestamp(&self) -> u64 {
+        self.0
+    }
+}
+
+#[test]
+fn last_writer_wins_uses_the_value_timestamp() {
+    let mut a: ORMap<u8, Stamped, LastWriterWins> = ORMap::new(ActorId(9));
+    let mut b: ORMap<u8, Stamped, LastWriterWins> = ORMap::new(ActorId(1));
+    a.insert(0, Stamped(5, "early"));
+    b.insert(0, Stamped(7, "late"));
+    pull(&mut a, &b);
+    assert_eq!(a.get(&0).map(|s| s.1), Some("late"));
+}
+
+#[test]
+fn concurrent_remove_loses_to_a_concurrent_insert() {
+    let mut a = Map::new(ActorId(1));
+    let mut b = Map::new(ActorId(2));
+    a.insert("k", 1);
+    pull(&mut b, &a);
+    a.remove(&"k");
+    b.insert("k", 2);
+    pull(&mut a, &b);
+    pull(&mut b, &a);
+    assert_eq!(a.get(&"k"), Some(&2));
+    assert_eq!(a, b);
+    assert_eq!(a.siblings(&"k").len(), 2, "tombstone and live value are siblings");
+}
+
+#[test]
+fn delta_since_ships_only_keys_with_unseen_dots_and_none_when_up_to_date() {
+    let mut a = ORMap::<u32, u32>::new(ActorId(1));
+    for k in 0..100 {
+        a.insert(k, k);
+    }
+    let mut b = ORMap::<u32, u32>::new(ActorId(2));
+    pull(&mut b, &a);
+    assert_eq!(b.len(), 100);
+    assert!(a.delta_since(&b.digest()).is_none());
+    a.insert(7, 70);
+    a.insert(42, 420);
+    let delta = a.delta_since(&b.digest()).expect("two changes");
+    assert_eq!(delta.iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![7, 42]);
+    assert!(!delta.is_full());
+    let changes = b.join_delta(delta);
+    assert_eq!(changes.keys(), &[7, 42]);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn answers_joined_late_or_twice_change_nothing_more() {
+    let mut a = Map::new(ActorId(1));
+    let mut b = Map::new(ActorId(2));
+    a.insert("x", 1);
+    let stale = a.delta_since(&b.digest()).expect("news");
+    b.join_delta(stale.clone());
+    a.insert("x", 2);
+    pull(&mut b, &a);
+    let changes = b.join_delta(stale);
+    assert!(changes.is_empty() && !changes.learned());
+    assert_eq!(b.get(&"x"), Some(&2));
+}
+
+#[test]
+fn purge_drops_stable_tombstones_and_raises_the_frontier() {
+    let mut a = Map::new(ActorId(1));
+    let mut b = Map::new(ActorId(2));
+    a.insert("k", 1);
+    a.insert("j", 1);
+    a.remove(&"k");
+    pull(&mut b, &a);
+    // Not stable yet for an empty stable context.
+    assert_eq!(a.purge(&CausalContext::new()), 0);
+    let stable = a.digest().meet(&b.digest());
+    assert_eq!(a.purge(&stable), 1);
+    assert_eq!(a.stored_keys(), 1);
+    assert_eq!(a.purge_frontier().get(ActorId(1)), 3);
+    // b has seen the purged tombstone: it still gets deltas.
+    a.insert("j", 2);
+    assert!(!a.delta_since(&b.digest()).expect("news").is_full());
+}
+
+#[test]
+fn a_replica_away_across_a_purge_drops_the_removed_value() {
+    let mut x = Map::new(ActorId(3));
+    let mut a = Map::new(ActorId(1));
+    let mut b = Map::new(ActorId(2));
+    x.insert("k", 1);
+    pull(&mut a, &x);
+    pull(&mut b, &x);
+    a.remove(&"k");
+    pull(&mut b, &a);
+    let stable = a.digest().meet(&b.digest()); // x is away
+    a.purge(&stable);
+    b.purge(&stable);
+    let answer = a.delta_since(&x.digest()).expect("x is behind");
+    assert!(answer.is_full(), "x's digest predates the purge");
+    let changes = x.join_delta(answer);
+    assert_eq!(changes.keys(), &["k"]);
+    assert!(x.get(&"k").is_none());
+    // x now carries the frontier: a second away replica pulling from x
+    // (not from a purger) is also told.
+    assert_eq!(x.purge_frontier(), a.purge_frontier());
+}
+
+#[test]
+fn lattice_join_of_states_equals_pulls_both_ways() {
+    let mut a = Map::new(ActorId(1));
+    let mut b = Map::new(ActorId(2));
+    a.insert("p", 1);
+    b.insert("p", 2);
+    b.insert("q", 3);
+    a.remove(&"p");
+    let joined = a.clone().joined(&b);
+    pull(&mut a, &b);
+    assert_eq!(joined, a);
+    assert!(b.leq(&a));
+}
+
+#[test]
+fn encoding_is_canonical_and_round_trips() {
+    type Named = ORMap<String, u32>;
+    let mut a = Named::new(ActorId(1));
+    a.insert("x".into(), 1);
+    a.insert("y".into(), 2);
+    // the same state built by joining into another replica encodes the same
+    let mut a2 = Named::new(ActorId(1));
+    a2.join_delta(a.state());
+    let bytes = rmp_serde::to_vec(&a).expect("encode");
+    assert_eq!(bytes, rmp_serde::to_vec(&a2).expect("encode"));
+    let back: Named = rmp_serde::from_slice(&bytes).expect("decode");
+    assert_eq!(back, a);
+    assert_eq!(back.len(), 2);
+    assert_eq!(back.actor(), ActorId(1));
+    let delta = a.state();
+    let bytes = rmp_serde::to_vec(&delta).expect("encode");
+    assert_eq!(rmp_serde::from_slice::<Delta<String, u32>>(&bytes).expect("decode"), delta);
+}
+
+#[derive(Serialize)]
+struct RawDelta {
+    entries: Vec<(u8, Vec<(Dot, Option<u8>)>)>,
+    context: CausalContext,
+    frontier: Vec<(u64, u64)>,
+    full: bool,
+}
+
+fn dot(a: u64, c: u64) -> Dot {
+    Dot::new(ActorId(a), c).expect("non-zero")
+}
+
+fn decode_raw(raw: &RawDelta) -> Result<Delta<u8, u8>, rmp_serde::decode::Error> {
+    rmp_serde::from_slice(&rmp_serde::to_vec(raw).expect("encode"))
+}
+
+#[test]
+fn decoding_rejects_deltas_that_break_invariants() {
+    let mut ctx = CausalContext::new();
+    ctx.extend([dot(1, 1), dot(1, 2)]);
+    let ok = RawDelta {
+        entries: vec![(1, vec![(dot(1, 1), Some(1))]), (2, vec![(dot(1, 2), None)])],
+        context: ctx.clone(),
+        frontier: vec![],
+        full: false,
+    };
+    assert!(decode_raw(&ok).is_ok());
+    let cases = [
+        (
+            "sibling dot not in context",
+            vec![(1, vec![(dot(1, 3), Some(1))])],
+            vec![],
+            false,
+        ),
+        (
+            "dot under two keys",
+            vec![(1, vec![(dot(1, 1), Some(1))]), (2, vec![(dot(1, 1), Some(2))])],
+            vec![],
+            false,
+        ),
+        ("key without sibling", vec![(1, vec![])], vec![], false),
+        (
+            "unsorted keys",
+            vec![(2, vec![(dot(1, 1), Some(1))]), (1, vec![(dot(1, 2), Some(1))])],
+            vec![],
+            false,
+        ),
+        (
+            "duplicate keys",
+            vec![(1, vec![(dot(1, 1), Some(1))]), (1, vec![(dot(1, 2), Some(1))])],
+            vec![],
+            false,
+        ),
+        (
+            "unsorted siblings",
+            vec![(1, vec![(dot(1, 2), Some(1)), (dot(1, 1), Some(1))])],
+            vec![],
+            false,
+        ),
+        (
+            "frontier on a partial delta",
+            vec![(1, vec![(dot(1, 1), Some(1))])],
+            vec![(1, 1)],
+            false,
+        ),
+        (
+            "frontier outside the context",
+            vec![(1, vec![(dot(1, 1), Some(1))])],
+            vec![(1, 9)],
+            true,
+        ),
+    ];
+    for (what, entries, frontier, full) in cases {
+        let raw = RawDelta {
+            entries,
+            context: ctx.clone(),
+            frontier,
+            full,
+        };
+        assert!(decode_raw(&raw).is_err(), "accepted: {what}");
+    }
+}
+
+#[test]
+fn decoded_maps_rebuild_their_index() {
+    let mut a = ORMap::<u8, u8>::new(ActorId(1));
+    for k in 0..10 {
+        a.insert(k, k);
+    }
+    a.remove(&3);
+    let back: ORMap<u8, u8> =
+        rmp_serde::from_slice(&rmp_serde::to_vec(&a).expect("encode")).expect("decode");
+    let mut b = ORMap::<u8, u8>::new(ActorId(2));
+    b.insert(0, 0);
+    // delta_since relies on the rebuilt index
+    let delta = back.delta_since(&b.digest()).expect("news");
+    assert_eq!(delta.len(), 10);
+    assert_eq!(back.len(), 9);
+    let stable = back.digest();
+    let mut back = back;
+    assert_eq!(back.purge(&stable), 1, "the tombstone set was rebuilt");
+}
