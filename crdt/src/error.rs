@@ -59,8 +59,4 @@ pub enum InvariantError {
         /// Counter of the offending frontier entry.
         counter: u64,
     },
-    /// A mutator or `delta_since` answer claimed to be a full state but
-    /// carried a purge frontier it is not allowed to have, or the reverse.
-    #[error("{0}")]
-    Malformed(&'static str),
 }

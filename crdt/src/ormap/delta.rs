@@ -15,8 +15,8 @@ use crate::{CausalContext, Dot, Lattice, Tiebreak, VersionVector};
 ///   the context `{new dot} ∪ {dots it overwrote}`. Exact only under causal
 ///   delivery; mutator deltas join into delta groups ([`Lattice`]).
 /// * a `delta_since` answer: the whole state of every key with a dot the
-///   digest lacks, and the responder's whole context. Join answers one at a
-///   time; never join two answers with each other.
+///   digest lacks, the responder's whole context and its purge frontier.
+///   Join answers one at a time; never join two answers with each other.
 /// * a full state ([`is_full`](Self::is_full)): every key, the whole context
 ///   and the purge frontier; its join also drops local siblings it has seen
 ///   but does not hold.
@@ -59,7 +59,7 @@ impl<K, V> Delta<K, V> {
         &self.context
     }
 
-    /// The purge frontier of a full state; empty otherwise.
+    /// The responder's purge frontier (empty for mutator deltas).
     pub fn purge_frontier(&self) -> &VersionVector {
         &self.frontier
     }
@@ -138,7 +138,7 @@ impl<K: Ord + Clone, V: Clone, T: Tiebreak<K, V>> ORMap<K, V, T> {
         Some(Delta::new(
             entries,
             self.context.clone(),
-            VersionVector::new(),
+            self.frontier.clone(),
             false,
         ))
     }

@@ -8,7 +8,7 @@ use crate::{CausalContext, Changes, Lattice, Tiebreak, VersionVector};
 impl<K: Ord + Clone, V: Clone, T: Tiebreak<K, V>> ORMap<K, V, T> {
     /// Joins `entries` (with their `context`) into this map. A `full` state
     /// also drops local siblings of keys it does not ship whose dots it has
-    /// seen, and brings its purge `frontier` along.
+    /// seen. The responder's purge `frontier` always comes along.
     pub(crate) fn join_state(
         &mut self,
         entries: &BTreeMap<K, Siblings<V>>,
@@ -42,10 +42,13 @@ impl<K: Ord + Clone, V: Clone, T: Tiebreak<K, V>> ORMap<K, V, T> {
                 }
             }
             changed.sort();
-            // The purged tombstones' dots are now in our context too: peers
-            // that have not seen them must get our full state as well.
-            self.frontier.join(frontier);
         }
+        // Whatever the responder purged is now in our context too, and the
+        // join above may have dropped our copies of those tombstones (their
+        // dots are in `context`, no longer in the shipped keys). A peer that
+        // has not seen them must therefore get our full state as well: the
+        // frontier travels with every answer, partial ones included.
+        self.frontier.join(frontier);
         self.context.join(context);
         Changes::new(changed, learned)
     }

@@ -202,6 +202,12 @@ impl<K: Ord + Clone, V: Clone, T: Tiebreak<K, V>> ORMap<K, V, T> {
         self.live == 0
     }
 
+    /// Every stored key with all its siblings (tombstone-only keys included),
+    /// ascending: the replicated data, for inspection and comparison.
+    pub fn entries(&self) -> impl Iterator<Item = (&K, &[Sibling<V>])> + '_ {
+        self.entries.iter().map(|(k, s)| (k, s.as_slice()))
+    }
+
     /// The number of keys held, tombstone-only keys included.
     pub fn stored_keys(&self) -> usize {
         self.entries.len()

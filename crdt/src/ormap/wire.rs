@@ -107,11 +107,6 @@ where
 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let wire = DeltaWire::<K, V>::deserialize(d)?;
-        if !wire.full && !wire.frontier.is_empty() {
-            return Err(D::Error::custom(InvariantError::Malformed(
-                "only a full state carries a purge frontier",
-            )));
-        }
         let entries =
             validate(wire.entries, &wire.context, &wire.frontier).map_err(D::Error::custom)?;
         Ok(Delta::new(entries, wire.context, wire.frontier, wire.full))
