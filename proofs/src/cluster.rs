@@ -133,11 +133,12 @@ impl Cluster {
                 }
             }
             Step::Request { from, to } => {
-                if from != to && !self.away[from] && !self.away[to] {
-                    if let Some(answer) = self.maps[from].delta_since(&self.maps[to].digest()) {
-                        self.full_answers += usize::from(answer.is_full());
-                        self.in_flight.push((to, answer));
-                    }
+                if from == to || self.away[from] || self.away[to] {
+                    return;
+                }
+                if let Some(answer) = self.maps[from].delta_since(&self.maps[to].digest()) {
+                    self.full_answers += usize::from(answer.is_full());
+                    self.in_flight.push((to, answer));
                 }
             }
             Step::Deliver { pick, again } => {

@@ -64,10 +64,10 @@ pub fn meet_all<'a>(digests: impl IntoIterator<Item = &'a CausalContext>) -> Cau
 
 /// A one-line rendering of a map for failure messages:
 /// `{key: [actor:counter=value | actor:counter=⊥]} ctx=… frontier=…`.
-pub fn describe<K: std::fmt::Debug, V: std::fmt::Debug, T>(map: &ORMap<K, V, T>) -> String
+pub fn describe<K, V, T>(map: &ORMap<K, V, T>) -> String
 where
-    K: Ord + Clone,
-    V: Clone,
+    K: Ord + Clone + std::fmt::Debug,
+    V: Clone + std::fmt::Debug,
     T: Tiebreak<K, V>,
 {
     let entries: Vec<String> = map

@@ -232,9 +232,11 @@ fn encoding_is_canonical_and_round_trips() {
     );
 }
 
+type RawEntries = Vec<(u8, Vec<(Dot, Option<u8>)>)>;
+
 #[derive(Serialize)]
 struct RawDelta {
-    entries: Vec<(u8, Vec<(Dot, Option<u8>)>)>,
+    entries: RawEntries,
     context: CausalContext,
     frontier: Vec<(u64, u64)>,
     full: bool,
