@@ -1,5 +1,7 @@
 //! [`DeltaCrdt`]: the contract that pull anti-entropy programs against.
 
+use serde::{Deserialize, Serialize};
+
 use crate::CausalContext;
 
 /// A replicated value that can say what a peer is missing, given the peer's
@@ -46,7 +48,7 @@ pub trait DeltaCrdt {
 
 /// What a join changed: the keys whose visible value changed, and whether
 /// anything at all was learned.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Changes<K> {
     keys: Vec<K>,
     learned: bool,

@@ -2,6 +2,8 @@
 
 use std::cmp::Ordering;
 
+use serde::{Deserialize, Serialize};
+
 use crate::Dot;
 
 /// A live sibling offered to a [`Tiebreak`]: its dot and its value.
@@ -39,7 +41,7 @@ pub trait Tiebreak<K, V> {
 }
 
 /// The sibling written by the higher [`ActorId`](crate::ActorId) wins.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActorOrder;
 
 impl<K, V> Tiebreak<K, V> for ActorOrder {
@@ -61,7 +63,7 @@ pub trait Timestamped {
 /// The sibling with the later timestamp wins; equal timestamps fall back to
 /// dot order. Clocks only break ties between *concurrent* writes here: a
 /// write that causally follows another replaces it whatever its timestamp.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastWriterWins;
 
 impl<K, V: Timestamped> Tiebreak<K, V> for LastWriterWins {

@@ -8,7 +8,7 @@ use smallvec::SmallVec;
 use crate::{ActorId, Dot, InvariantError, Lattice};
 
 /// How two version vectors (or the histories they summarize) relate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum CausalOrder {
     /// Every entry of the left is ≤ the right's, and one is <.
     Before,
