@@ -155,7 +155,7 @@ proptest! {
         mutations in prop::collection::vec(mutation(), 1..4),
         which in 0usize..3,
     ) {
-        let mut encodings = vec![
+        let mut encodings = [
             encode(&r[0]),
             encode(&r[1].state()),
             encode(&r[2].delta_since(&r[0].digest()).unwrap_or_else(|| r[2].state())),
