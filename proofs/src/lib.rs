@@ -99,3 +99,9 @@ where
             .collect::<Vec<_>>(),
     )
 }
+
+/// The README's Rust examples, compiled and run as doctests so that they stay
+/// true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;
