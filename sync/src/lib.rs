@@ -1,8 +1,36 @@
-//! Pull anti-entropy for `crdt::DeltaCrdt` replicas (not built yet).
+//! Pull anti-entropy for [`crdt::DeltaCrdt`] replicas.
 //!
-//! This crate will hold a sans-IO engine that schedules pull rounds (send my
-//! causal context, receive a delta) and a tokio transport over a
-//! length-delimited TCP codec with rmp-serde messages. See `DESIGN.md`, section
-//! "sync", and the open `sync` issue.
+//! Every round a node picks a random live peer, sends its digest (causal
+//! context) for each registered replica, and joins the delta it gets back.
+//! After a local write it notifies a few peers, which pull from it at once.
+//!
+//! * [`Engine`]: the sans-IO core: time, randomness and messages go in,
+//!   requests to send come out. It runs unchanged in the deterministic
+//!   simulator in `proofs/`.
+//! * [`MessageCodec`]: length-delimited frames (tokio-util) of rmp-serde
+//!   [`Message`]s, with an explicit maximum frame length.
+//! * [`Node`]: the tokio transport: a listener, persistent outbound
+//!   connections with reconnect and backoff, handshakes, timeouts, bounded
+//!   inbound sessions, metrics.
+//! * [`PeerSource`]: where live peers come from ([`StaticPeers`], or SWIM
+//!   membership in an app).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod codec;
+mod engine;
+mod error;
+mod message;
+mod metrics;
+mod node;
+mod peer;
+mod replica;
+
+pub use codec::{DEFAULT_MAX_FRAME_LENGTH, MessageCodec, decode_message, encode_message};
+pub use engine::{Engine, EngineConfig, Event, Transmit};
+pub use error::{CodecError, SyncError};
+pub use message::{MAGIC, Message, PROTOCOL_VERSION, RejectReason};
+pub use metrics::{Metrics, ReplicaBytes};
+pub use node::{Node, NodeBuilder, NodeConfig};
+pub use peer::{NodeId, Peer, PeerSource, StaticPeers};

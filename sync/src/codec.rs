@@ -1,0 +1,112 @@
+//! [`MessageCodec`]: length-delimited frames carrying rmp-serde [`Message`]s.
+
+use bytes::{BufMut, BytesMut};
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+
+use crate::{Message, error::CodecError};
+
+/// The default largest frame accepted or sent: 16 MiB.
+pub const DEFAULT_MAX_FRAME_LENGTH: usize = 16 * 1024 * 1024;
+
+/// A tokio-util codec: each frame is a 4-byte big-endian length followed by
+/// one rmp-serde encoded [`Message`].
+///
+/// A length prefix above `max_frame_length` is rejected before anything is
+/// buffered for it (tokio-util's `LengthDelimitedCodec`), and a frame that is
+/// not a valid message is an error; either way the connection must be closed,
+/// since the stream can no longer be trusted. It counts the bytes it encodes
+/// and decodes, length prefixes included, for metrics.
+#[derive(Debug)]
+pub struct MessageCodec {
+    frames: LengthDelimitedCodec,
+    max_frame_length: usize,
+    bytes_decoded: u64,
+    bytes_encoded: u64,
+}
+
+impl MessageCodec {
+    /// A codec that accepts and sends frames of at most `max_frame_length`
+    /// bytes (without the 4-byte prefix).
+    pub fn new(max_frame_length: usize) -> Self {
+        MessageCodec {
+            frames: LengthDelimitedCodec::builder()
+                .length_field_length(4)
+                .max_frame_length(max_frame_length)
+                .new_codec(),
+            max_frame_length,
+            bytes_decoded: 0,
+            bytes_encoded: 0,
+        }
+    }
+
+    /// Bytes of whole frames decoded so far, prefixes included.
+    pub fn bytes_decoded(&self) -> u64 {
+        self.bytes_decoded
+    }
+
+    /// Bytes of frames encoded so far, prefixes included.
+    pub fn bytes_encoded(&self) -> u64 {
+        self.bytes_encoded
+    }
+}
+
+impl Default for MessageCodec {
+    fn default() -> Self {
+        MessageCodec::new(DEFAULT_MAX_FRAME_LENGTH)
+    }
+}
+
+impl Decoder for MessageCodec {
+    type Item = Message;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, CodecError> {
+        let Some(frame) = self.frames.decode(src).map_err(CodecError::Frame)? else {
+            return Ok(None);
+        };
+        self.bytes_decoded += 4 + frame.len() as u64;
+        decode_message(&frame).map(Some)
+    }
+}
+
+impl Encoder<&Message> for MessageCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, message: &Message, dst: &mut BytesMut) -> Result<(), CodecError> {
+        let body = encode_message(message)?;
+        if body.len() > self.max_frame_length {
+            return Err(CodecError::TooLarge {
+                len: body.len(),
+                max: self.max_frame_length,
+            });
+        }
+        dst.reserve(4 + body.len());
+        let len = u32::try_from(body.len()).map_err(|_| CodecError::TooLarge {
+            len: body.len(),
+            max: self.max_frame_length,
+        })?;
+        dst.put_u32(len);
+        dst.put_slice(&body);
+        self.bytes_encoded += 4 + body.len() as u64;
+        Ok(())
+    }
+}
+
+impl Encoder<Message> for MessageCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, message: Message, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.encode(&message, dst)
+    }
+}
+
+/// Encodes one message body (without the length prefix).
+pub fn encode_message(message: &Message) -> Result<Vec<u8>, CodecError> {
+    rmp_serde::to_vec(message).map_err(CodecError::Encode)
+}
+
+/// Decodes one message body (without the length prefix). Never panics and
+/// never allocates more than the body's size, whatever the body claims.
+pub fn decode_message(body: &[u8]) -> Result<Message, CodecError> {
+    rmp_serde::from_slice(body).map_err(CodecError::Decode)
+}

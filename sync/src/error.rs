@@ -1,0 +1,88 @@
+//! Errors of the sync crate.
+
+use std::io;
+
+use thiserror::Error;
+
+use crate::RejectReason;
+
+/// A frame could not be read or written.
+#[derive(Debug, Error)]
+pub enum CodecError {
+    /// The framing layer failed: an I/O error, or a length prefix above the
+    /// maximum frame length (nothing was buffered for it). The connection
+    /// must be closed.
+    #[error("framing: {0}")]
+    Frame(#[source] io::Error),
+    /// A frame's body is not a valid message (malformed msgpack, unknown
+    /// variant, or a value that breaks an invariant). The connection must be
+    /// closed.
+    #[error("malformed message: {0}")]
+    Decode(#[source] rmp_serde::decode::Error),
+    /// A message could not be encoded; nothing was written.
+    #[error("cannot encode message: {0}")]
+    Encode(#[source] rmp_serde::encode::Error),
+    /// An encoded message is larger than the maximum frame length; nothing
+    /// was written. (A replica's state outgrew `max_frame_length`.)
+    #[error("message of {len} bytes exceeds the {max}-byte frame limit")]
+    TooLarge {
+        /// Encoded size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl From<io::Error> for CodecError {
+    fn from(e: io::Error) -> Self {
+        CodecError::Frame(e)
+    }
+}
+
+/// What can go wrong when using the sync engine or a node.
+#[derive(Debug, Error)]
+pub enum SyncError {
+    /// No replica is registered under this name.
+    #[error("no replica named {0:?}")]
+    UnknownReplica(String),
+    /// A replica is already registered under this name; nothing changed.
+    #[error("a replica named {0:?} is already registered")]
+    DuplicateReplica(String),
+    /// The replica registered under this name has another type.
+    #[error("replica {0:?} has another type")]
+    WrongType(String),
+    /// A `delta_since` answer could not be encoded; nothing was sent.
+    #[error("encoding an answer for {replica:?}: {source}")]
+    Encode {
+        /// The replica.
+        replica: String,
+        /// Why.
+        #[source]
+        source: rmp_serde::encode::Error,
+    },
+    /// A received answer could not be decoded; it was dropped and the
+    /// replica is unchanged.
+    #[error("decoding an answer for {replica:?}: {source}")]
+    Decode {
+        /// The replica.
+        replica: String,
+        /// Why.
+        #[source]
+        source: rmp_serde::decode::Error,
+    },
+    /// The listener could not be bound, or another socket error.
+    #[error("i/o: {0}")]
+    Io(#[from] io::Error),
+    /// A frame could not be read or written.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The peer refused the connection.
+    #[error("rejected by peer: {0}")]
+    Rejected(RejectReason),
+    /// The peer broke the protocol (e.g. an answer before any hello).
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// A read or write did not complete in time.
+    #[error("timed out")]
+    Timeout,
+}

@@ -1,0 +1,177 @@
+//! The listener and inbound sessions: a bounded number of sessions, each
+//! opened by a valid handshake and then answering requests in order.
+
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+};
+use tokio_util::{codec::Framed, task::TaskTracker};
+
+use super::Shared;
+use crate::{MAGIC, Message, MessageCodec, NodeId, PROTOCOL_VERSION, RejectReason, SyncError};
+
+pub(super) async fn accept(shared: Arc<Shared>, listener: TcpListener, tasks: TaskTracker) {
+    let sessions = Arc::new(Semaphore::new(shared.config.max_inbound_sessions));
+    loop {
+        let (stream, addr) = tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // e.g. out of file descriptors: back off briefly.
+                    tracing::warn!(error = %e, "accept failed");
+                    shared.record_error();
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        match sessions.clone().try_acquire_owned() {
+            Ok(permit) => {
+                tasks.spawn(async move {
+                    if let Err(e) = session(&shared, stream).await {
+                        tracing::debug!(%addr, error = %e, "inbound session closed");
+                    }
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                tasks.spawn(async move {
+                    shared.record_rejection();
+                    tracing::warn!(%addr, "inbound session limit reached, rejecting");
+                    let mut framed =
+                        Framed::new(stream, MessageCodec::new(shared.config.max_frame_length));
+                    let reject = Message::Reject {
+                        reason: RejectReason::Busy,
+                    };
+                    let _ =
+                        tokio::time::timeout(shared.config.handshake_timeout, framed.send(reject))
+                            .await;
+                });
+            }
+        }
+    }
+}
+
+async fn session(shared: &Shared, stream: TcpStream) -> Result<(), SyncError> {
+    let config = &shared.config;
+    let mut framed = Framed::new(stream, MessageCodec::new(config.max_frame_length));
+    let from = match handshake(shared, &mut framed).await {
+        Ok(from) => from,
+        Err(e) => {
+            match &e {
+                SyncError::Rejected(_) => shared.record_rejection(),
+                _ => shared.record_error(),
+            }
+            return Err(e);
+        }
+    };
+    let mut decoded = framed.codec().bytes_decoded();
+    loop {
+        let next = tokio::select! {
+            () = shared.shutdown.cancelled() => return Ok(()),
+            next = tokio::time::timeout(config.idle_timeout, framed.next()) => next,
+        };
+        let request = match next {
+            Err(_) => return Ok(()), // idle: the peer reconnects when needed
+            Ok(None) => return Ok(()),
+            Ok(Some(Ok(request))) => request,
+            Ok(Some(Err(e))) => {
+                tracing::warn!(peer = %from, error = %e, "closing connection: bad frame");
+                shared.record_error();
+                return Err(e.into());
+            }
+        };
+        let size = framed.codec().bytes_decoded() - decoded;
+        decoded = framed.codec().bytes_decoded();
+        if !matches!(request, Message::Pull { .. } | Message::Notify { .. }) {
+            tracing::warn!(peer = %from, kind = request.kind(), "closing connection: not a request");
+            shared.record_error();
+            return Err(SyncError::Protocol(format!(
+                "unexpected {}",
+                request.kind()
+            )));
+        }
+        let answer = {
+            let mut engine = shared.engine();
+            if let Some(replica) = request.replica().filter(|r| engine.is_registered(r)) {
+                let replica = replica.to_owned();
+                engine.metrics_mut().record_received(&replica, size);
+            }
+            engine.handle_request(std::time::Instant::now(), &from, request, &*shared.peers)
+        };
+        // A notification may have queued a pull.
+        shared.wake.notify_one();
+        if let Some(answer) = answer {
+            let replica = answer.replica().map(str::to_owned);
+            let before = framed.codec().bytes_encoded();
+            tokio::time::timeout(config.io_timeout, framed.send(answer))
+                .await
+                .map_err(|_| SyncError::Timeout)??;
+            let sent = framed.codec().bytes_encoded() - before;
+            if let Some(replica) = replica {
+                let mut engine = shared.engine();
+                if engine.is_registered(&replica) {
+                    engine.metrics_mut().record_sent(&replica, sent);
+                }
+            }
+        }
+    }
+}
+
+/// Reads the caller's `Hello` and accepts it, or rejects it (sending the
+/// reason) and returns an error.
+async fn handshake(
+    shared: &Shared,
+    framed: &mut Framed<TcpStream, MessageCodec>,
+) -> Result<NodeId, SyncError> {
+    let config = &shared.config;
+    let first = tokio::time::timeout(config.handshake_timeout, framed.next())
+        .await
+        .map_err(|_| SyncError::Timeout)?;
+    let rejection = match first {
+        None => return Err(SyncError::Protocol("closed before hello".into())),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "closing connection: bad first frame");
+            RejectReason::NotAHello
+        }
+        Some(Ok(Message::Hello {
+            magic,
+            version,
+            cluster,
+            node,
+        })) => {
+            if magic != MAGIC {
+                RejectReason::NotAHello
+            } else if version != PROTOCOL_VERSION {
+                RejectReason::UnsupportedVersion {
+                    supported: PROTOCOL_VERSION,
+                }
+            } else if cluster != config.cluster {
+                tracing::warn!(%node, %cluster, "rejecting a node of another cluster");
+                RejectReason::WrongCluster {
+                    expected: config.cluster.clone(),
+                }
+            } else {
+                let ok = Message::HelloOk {
+                    node: config.node.clone(),
+                };
+                tokio::time::timeout(config.io_timeout, framed.send(ok))
+                    .await
+                    .map_err(|_| SyncError::Timeout)??;
+                return Ok(node);
+            }
+        }
+        Some(Ok(_)) => RejectReason::NotAHello,
+    };
+    let reject = Message::Reject {
+        reason: rejection.clone(),
+    };
+    let _ = tokio::time::timeout(config.io_timeout, framed.send(reject)).await;
+    Err(SyncError::Rejected(rejection))
+}

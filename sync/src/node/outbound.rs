@@ -1,0 +1,181 @@
+//! One persistent outbound connection per peer: connect lazily, say hello,
+//! send requests in order, hand answers to the engine; on any failure, drop
+//! the connection and reconnect with exponential backoff.
+
+use std::{sync::Arc, time::Duration};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::{net::TcpStream, sync::mpsc, time::Instant};
+use tokio_util::codec::Framed;
+
+use super::Shared;
+use crate::{MAGIC, Message, MessageCodec, PROTOCOL_VERSION, Peer, SyncError};
+
+pub(super) async fn run(shared: Arc<Shared>, peer: Peer, mut requests: mpsc::Receiver<Message>) {
+    let mut backoff = shared.config.reconnect_backoff_min;
+    loop {
+        // Connect only when there is something to send.
+        let first = tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            next = requests.recv() => match next {
+                Some(request) => request,
+                None => return, // the peer left
+            },
+        };
+        match connect(&shared, &peer).await {
+            Ok(framed) => {
+                backoff = shared.config.reconnect_backoff_min;
+                match serve(&shared, &peer, framed, first, &mut requests).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::debug!(peer = %peer.id, error = %e, "connection lost");
+                        shared.record_error();
+                    }
+                }
+            }
+            Err(e) => {
+                match &e {
+                    SyncError::Rejected(reason) => {
+                        tracing::warn!(peer = %peer.id, addr = %peer.addr, %reason, "peer rejected us");
+                        shared.record_rejection();
+                    }
+                    _ => {
+                        tracing::debug!(peer = %peer.id, addr = %peer.addr, error = %e, "cannot connect");
+                        shared.record_error();
+                    }
+                }
+                tokio::select! {
+                    () = shared.shutdown.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(shared.config.reconnect_backoff_max);
+            }
+        }
+    }
+}
+
+type Connection = Framed<TcpStream, MessageCodec>;
+
+/// Connects and completes the handshake within the handshake timeout.
+async fn connect(shared: &Shared, peer: &Peer) -> Result<Connection, SyncError> {
+    let config = &shared.config;
+    let handshake = async {
+        let stream = TcpStream::connect(peer.addr).await?;
+        stream.set_nodelay(true)?;
+        let mut framed = Framed::new(stream, MessageCodec::new(config.max_frame_length));
+        framed
+            .send(Message::Hello {
+                magic: MAGIC,
+                version: PROTOCOL_VERSION,
+                cluster: config.cluster.clone(),
+                node: config.node.clone(),
+            })
+            .await?;
+        match framed.next().await {
+            Some(Ok(Message::HelloOk { node })) if node == peer.id => Ok(framed),
+            Some(Ok(Message::HelloOk { node })) => Err(SyncError::Protocol(format!(
+                "expected node {}, reached {node}",
+                peer.id
+            ))),
+            Some(Ok(Message::Reject { reason })) => Err(SyncError::Rejected(reason)),
+            Some(Ok(other)) => Err(SyncError::Protocol(format!(
+                "expected hello_ok, got {}",
+                other.kind()
+            ))),
+            Some(Err(e)) => Err(e.into()),
+            None => Err(SyncError::Protocol("closed during handshake".into())),
+        }
+    };
+    tokio::time::timeout(config.handshake_timeout, handshake)
+        .await
+        .map_err(|_| SyncError::Timeout)?
+}
+
+/// Sends requests and handles answers until the connection fails (`Err`) or
+/// the node shuts down or the peer leaves (`Ok`).
+async fn serve(
+    shared: &Shared,
+    peer: &Peer,
+    mut framed: Connection,
+    first: Message,
+    requests: &mut mpsc::Receiver<Message>,
+) -> Result<(), SyncError> {
+    let io_timeout = shared.config.io_timeout;
+    let mut outstanding: usize = 0;
+    let mut answer_due = Instant::now();
+    // The handshake's frames are not attributed to a replica.
+    let mut decoded = framed.codec().bytes_decoded();
+    send(
+        shared,
+        &mut framed,
+        first,
+        &mut outstanding,
+        &mut answer_due,
+        io_timeout,
+    )
+    .await?;
+    loop {
+        tokio::select! {
+            () = shared.shutdown.cancelled() => return Ok(()),
+            next = requests.recv() => match next {
+                Some(request) => {
+                    send(shared, &mut framed, request, &mut outstanding, &mut answer_due, io_timeout).await?;
+                }
+                None => return Ok(()),
+            },
+            frame = framed.next() => {
+                let answer = match frame {
+                    Some(Ok(answer)) => answer,
+                    Some(Err(e)) => return Err(e.into()),
+                    None => return Err(SyncError::Protocol("closed by peer".into())),
+                };
+                let size = framed.codec().bytes_decoded() - decoded;
+                decoded = framed.codec().bytes_decoded();
+                outstanding = outstanding.saturating_sub(1);
+                answer_due = Instant::now() + io_timeout;
+                let result = {
+                    let mut engine = shared.engine();
+                    if let Some(replica) = answer.replica().filter(|r| engine.is_registered(r)) {
+                        let replica = replica.to_owned();
+                        engine.metrics_mut().record_received(&replica, size);
+                    }
+                    engine.handle_response(&peer.id, answer)
+                };
+                if let Err(e) = result {
+                    tracing::warn!(peer = %peer.id, error = %e, "dropping a bad answer");
+                }
+                shared.wake.notify_one();
+            }
+            () = tokio::time::sleep_until(answer_due), if outstanding > 0 => {
+                return Err(SyncError::Timeout);
+            }
+        }
+    }
+}
+
+async fn send(
+    shared: &Shared,
+    framed: &mut Connection,
+    request: Message,
+    outstanding: &mut usize,
+    answer_due: &mut Instant,
+    io_timeout: Duration,
+) -> Result<(), SyncError> {
+    let replica = request.replica().map(str::to_owned);
+    let is_pull = matches!(request, Message::Pull { .. });
+    let before = framed.codec().bytes_encoded();
+    tokio::time::timeout(io_timeout, framed.send(request))
+        .await
+        .map_err(|_| SyncError::Timeout)??;
+    let sent = framed.codec().bytes_encoded() - before;
+    if let Some(replica) = replica {
+        shared.engine().metrics_mut().record_sent(&replica, sent);
+    }
+    if is_pull {
+        if *outstanding == 0 {
+            *answer_due = Instant::now() + io_timeout;
+        }
+        *outstanding += 1;
+    }
+    Ok(())
+}
