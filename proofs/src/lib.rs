@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod oracle;
+pub mod sim;
 
 use crdt::{CausalContext, Lattice, ORMap, Sibling, Tiebreak};
 

@@ -13,27 +13,39 @@ use crdt::{CausalContext, Dot};
 
 /// One write: `value` is `None` for a remove.
 #[derive(Debug, Clone)]
-pub struct Event {
+pub struct Event<K = u8, V = u8> {
     /// The key written.
-    pub key: u8,
+    pub key: K,
     /// The write's dot.
     pub dot: Dot,
     /// The value written, `None` for a remove.
-    pub value: Option<u8>,
+    pub value: Option<V>,
     /// What the writer had seen, this write included.
     pub seen: CausalContext,
 }
 
 /// The history of writes of a run.
-#[derive(Debug, Clone, Default)]
-pub struct Oracle {
-    events: Vec<Event>,
+#[derive(Debug, Clone)]
+pub struct Oracle<K = u8, V = u8> {
+    events: Vec<Event<K, V>>,
 }
 
-impl Oracle {
+impl<K, V> Default for Oracle<K, V> {
+    fn default() -> Self {
+        Oracle { events: Vec::new() }
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> Oracle<K, V> {
     /// Records a write.
-    pub fn record(&mut self, event: Event) {
+    pub fn record(&mut self, event: Event<K, V>) {
         self.events.push(event);
+    }
+
+    /// Forgets the writes whose dot `keep` rejects (e.g. writes lost with a
+    /// node that crashed before anyone pulled them).
+    pub fn retain(&mut self, mut keep: impl FnMut(&Event<K, V>) -> bool) {
+        self.events.retain(|e| keep(e));
     }
 
     /// The number of writes recorded.
@@ -47,10 +59,10 @@ impl Oracle {
     }
 
     /// What every replica must read once all writes have reached all of them.
-    pub fn read(&self) -> Vec<(u8, u8)> {
-        let mut by_key: BTreeMap<u8, Vec<&Event>> = BTreeMap::new();
+    pub fn read(&self) -> Vec<(K, V)> {
+        let mut by_key: BTreeMap<K, Vec<&Event<K, V>>> = BTreeMap::new();
         for e in &self.events {
-            by_key.entry(e.key).or_default().push(e);
+            by_key.entry(e.key.clone()).or_default().push(e);
         }
         let mut out = Vec::new();
         for (key, events) in by_key {
@@ -60,7 +72,7 @@ impl Oracle {
                     .any(|f| f.dot != e.dot && f.seen.contains(e.dot))
             });
             let winner = surviving
-                .filter_map(|e| e.value.map(|v| (e.dot, v)))
+                .filter_map(|e| e.value.clone().map(|v| (e.dot, v)))
                 .max_by_key(|(dot, _)| *dot);
             if let Some((_, v)) = winner {
                 out.push((key, v));
