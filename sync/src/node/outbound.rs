@@ -13,13 +13,18 @@ use crate::{MAGIC, Message, MessageCodec, PROTOCOL_VERSION, Peer, SyncError};
 
 pub(super) async fn run(shared: Arc<Shared>, peer: Peer, mut requests: mpsc::Receiver<Message>) {
     let mut backoff = shared.config.reconnect_backoff_min;
+    // A request that could not be sent yet: it is retried after reconnecting.
+    let mut unsent: Option<Message> = None;
     loop {
         // Connect only when there is something to send.
-        let first = tokio::select! {
-            () = shared.shutdown.cancelled() => return,
-            next = requests.recv() => match next {
-                Some(request) => request,
-                None => return, // the peer left
+        let first = match unsent.take() {
+            Some(request) => request,
+            None => tokio::select! {
+                () = shared.shutdown.cancelled() => return,
+                next = requests.recv() => match next {
+                    Some(request) => request,
+                    None => return, // the peer left
+                },
             },
         };
         match connect(&shared, &peer).await {
@@ -44,6 +49,7 @@ pub(super) async fn run(shared: Arc<Shared>, peer: Peer, mut requests: mpsc::Rec
                         shared.record_error();
                     }
                 }
+                unsent = Some(first);
                 tokio::select! {
                     () = shared.shutdown.cancelled() => return,
                     () = tokio::time::sleep(backoff) => {}
