@@ -139,6 +139,35 @@ impl CausalContext {
             .all(|(actor, counter)| self.vv.get(actor) >= counter)
     }
 
+    /// The dots of `self` that `other` lacks, ascending, or `None` when there
+    /// are more than `limit` of them. Costs O(actors + cloud + limit).
+    pub fn difference(&self, other: &CausalContext, limit: usize) -> Option<Vec<Dot>> {
+        let mut out = Vec::new();
+        for (actor, top) in self.vv.iter() {
+            let mut counter = other.vv.get(actor);
+            while counter < top {
+                counter += 1;
+                let dot = Dot::new_unchecked(actor, counter);
+                if !other.cloud.contains(&dot) {
+                    if out.len() == limit {
+                        return None;
+                    }
+                    out.push(dot);
+                }
+            }
+        }
+        for dot in &self.cloud {
+            if !other.contains(*dot) {
+                if out.len() == limit {
+                    return None;
+                }
+                out.push(*dot);
+            }
+        }
+        out.sort_unstable();
+        Some(out)
+    }
+
     /// The dots both contexts have seen (the greatest lower bound). The
     /// stable context of a group of replicas is the meet of their contexts.
     #[must_use]
@@ -284,6 +313,25 @@ mod tests {
         let c = ctx(&[(3, 1), (3, 2), (3, 3)]);
         let d = ctx(&[(3, 3)]);
         assert_eq!(c.meet(&d), d);
+    }
+
+    #[test]
+    fn difference_lists_missing_dots_up_to_a_limit() {
+        let a = ctx(&[(1, 1), (1, 2), (1, 3), (1, 7), (2, 1)]);
+        let b = ctx(&[(1, 1), (1, 3), (2, 1), (2, 2)]);
+        assert_eq!(a.difference(&b, 10), Some(vec![dot(1, 2), dot(1, 7)]));
+        assert_eq!(a.difference(&b, 1), None);
+        assert_eq!(b.difference(&a, 10), Some(vec![dot(2, 2)]));
+        assert_eq!(a.difference(&a, 0), Some(vec![]));
+        // a huge gap is cut short, not enumerated
+        let big = ctx(&[(3, 1)]).joined(&{
+            let mut c = CausalContext::new();
+            for i in 1..=1_000_000 {
+                c.insert(dot(4, i));
+            }
+            c
+        });
+        assert_eq!(big.difference(&CausalContext::new(), 16), None);
     }
 
     #[test]

@@ -137,6 +137,23 @@ pub struct Sim {
 impl Sim {
     /// `n` nodes with one empty map each, all up, one partition group.
     pub fn new(n: usize, engine_config: EngineConfig, net: NetConfig, seed: u64) -> Self {
+        Self::with_maps((0..n).map(|_| None).collect(), engine_config, net, seed)
+    }
+
+    /// One node per entry of `maps`: `Some(map)` starts with that map (its
+    /// actor must be unique), `None` with an empty one under a fresh actor.
+    pub fn with_maps(
+        maps: Vec<Option<SimMap>>,
+        engine_config: EngineConfig,
+        net: NetConfig,
+        seed: u64,
+    ) -> Self {
+        let used = maps
+            .iter()
+            .flatten()
+            .map(|m| m.actor().0)
+            .max()
+            .unwrap_or(0);
         let base = Instant::now();
         let mut sim = Sim {
             base,
@@ -147,12 +164,12 @@ impl Sim {
             nodes: Vec::new(),
             queue: BinaryHeap::new(),
             seq: 0,
-            next_actor: 1,
+            next_actor: used + 1,
             oracle: Oracle::default(),
             delivered: 0,
             bytes: 0,
         };
-        for i in 0..n {
+        for (i, map) in maps.into_iter().enumerate() {
             let id = NodeId(format!("n{i}"));
             sim.nodes.push(SimNode {
                 id,
@@ -160,7 +177,7 @@ impl Sim {
                 incarnation: 0,
                 group: 0,
             });
-            sim.boot(i, None);
+            sim.boot(i, map);
         }
         sim
     }

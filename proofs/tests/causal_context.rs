@@ -44,6 +44,17 @@ proptest! {
     }
 
     #[test]
+    fn difference_is_set_difference_within_its_limit(
+        a in causal_context(), b in causal_context(), limit in 0usize..40
+    ) {
+        let expected: Vec<Dot> = dots(&a).difference(&dots(&b)).copied().collect();
+        match a.difference(&b, limit) {
+            Some(got) => prop_assert_eq!(got, expected),
+            None => prop_assert!(expected.len() > limit),
+        }
+    }
+
+    #[test]
     fn equal_sets_have_equal_representations(a in prop::collection::vec(dot(), 0..40)) {
         // built in two different orders, one dot at a time or in bulk
         let mut one = CausalContext::new();

@@ -30,7 +30,7 @@ mod replica;
 pub use codec::{DEFAULT_MAX_FRAME_LENGTH, MessageCodec, decode_message, encode_message};
 pub use engine::{Engine, EngineConfig, Event, Transmit};
 pub use error::{CodecError, SyncError};
-pub use message::{MAGIC, Message, PROTOCOL_VERSION, RejectReason};
+pub use message::{MAGIC, MAX_NEWS, Message, PROTOCOL_VERSION, RejectReason};
 pub use metrics::{Metrics, ReplicaBytes};
 pub use node::{Node, NodeBuilder, NodeConfig};
 pub use peer::{NodeId, Peer, PeerSource, StaticPeers};

@@ -13,13 +13,16 @@
 use std::fmt;
 
 use bytes::Bytes;
-use crdt::CausalContext;
+use crdt::{CausalContext, Dot};
 use serde::{Deserialize, Serialize};
 
 use crate::NodeId;
 
 /// The first field of every `Hello`: "VNTG".
 pub const MAGIC: u32 = u32::from_be_bytes(*b"VNTG");
+
+/// The most dots a `Notify` lists; larger news is announced without dots.
+pub const MAX_NEWS: usize = 64;
 
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -67,11 +70,15 @@ pub enum Message {
         /// Whether the answer is the full state (the digest predates a purge).
         full: bool,
     },
-    /// "I have news for `replica`": the receiver pulls from the sender at
-    /// once, over its own connection. Never answered.
+    /// "I have news for `replica`": unless the receiver has already seen
+    /// every dot of `news`, it pulls from the sender at once, over its own
+    /// connection. Never answered.
     Notify {
         /// The replica with news.
         replica: String,
+        /// The events that are news (at most [`MAX_NEWS`]); empty when there
+        /// were too many to list, and then the receiver always pulls.
+        news: Vec<Dot>,
     },
 }
 
@@ -81,7 +88,7 @@ impl Message {
         match self {
             Message::Pull { replica, .. }
             | Message::Delta { replica, .. }
-            | Message::Notify { replica } => Some(replica),
+            | Message::Notify { replica, .. } => Some(replica),
             _ => None,
         }
     }

@@ -17,6 +17,9 @@ pub struct Metrics {
     pub notifies_sent: u64,
     /// `Notify` messages received.
     pub notifies_received: u64,
+    /// `Notify` messages received whose news this node already had (no pull
+    /// followed).
+    pub notifies_redundant: u64,
     /// Answers sent that carried a delta.
     pub deltas_sent: u64,
     /// Answers sent that carried nothing (the digest covered everything).

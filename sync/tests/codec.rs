@@ -118,6 +118,14 @@ fn examples() -> Vec<(&'static str, Message)> {
             "notify",
             Message::Notify {
                 replica: "health".into(),
+                news: vec![Dot::new(ActorId(7), 6).expect("non-zero")],
+            },
+        ),
+        (
+            "notify_unlisted",
+            Message::Notify {
+                replica: "health".into(),
+                news: vec![],
             },
         ),
     ]
@@ -290,6 +298,7 @@ fn a_message_over_the_limit_is_not_sent() {
     let mut buf = BytesMut::new();
     let big = Message::Notify {
         replica: "x".repeat(100),
+        news: vec![],
     };
     assert!(matches!(
         codec.encode(&big, &mut buf),
@@ -323,7 +332,11 @@ fn message() -> impl Strategy<Value = Message> {
                 delta: delta.map(Bytes::from),
                 full
             }),
-        ".{0,20}".prop_map(|replica| Message::Notify { replica }),
+        (
+            ".{0,20}",
+            prop::collection::vec(crdt::arbitrary::dot(), 0..8)
+        )
+            .prop_map(|(replica, news)| Message::Notify { replica, news }),
     ]
 }
 
