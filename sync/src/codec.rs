@@ -8,6 +8,12 @@ use crate::{Message, error::CodecError};
 /// The default largest frame accepted or sent: 16 MiB.
 pub const DEFAULT_MAX_FRAME_LENGTH: usize = 16 * 1024 * 1024;
 
+/// The largest frame accepted before the handshake completes: a `Hello`, a
+/// `HelloOk` or a `Reject` is far smaller. The framing layer reserves a
+/// frame's declared length as soon as it reads the prefix, so this keeps an
+/// unauthenticated connection from costing more than a few KiB.
+pub const HANDSHAKE_MAX_FRAME_LENGTH: usize = 4 * 1024;
+
 /// A tokio-util codec: each frame is a 4-byte big-endian length followed by
 /// one rmp-serde encoded [`Message`].
 ///
@@ -37,6 +43,14 @@ impl MessageCodec {
             bytes_decoded: 0,
             bytes_encoded: 0,
         }
+    }
+
+    /// Changes the largest frame accepted and sent from now on (e.g. from
+    /// [`HANDSHAKE_MAX_FRAME_LENGTH`] to the session's limit once the
+    /// handshake has succeeded).
+    pub fn set_max_frame_length(&mut self, max_frame_length: usize) {
+        self.frames.set_max_frame_length(max_frame_length);
+        self.max_frame_length = max_frame_length;
     }
 
     /// Bytes of whole frames decoded so far, prefixes included.

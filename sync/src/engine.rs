@@ -333,10 +333,15 @@ impl Engine {
                         None
                     }
                 };
-                self.digests
-                    .entry(from.clone())
-                    .or_default()
-                    .insert(replica.clone(), digest);
+                // Remember the digest for stability, from members only: any
+                // node that passes the handshake can pull, and must not be
+                // able to grow this map with made-up ids.
+                if peers.members().iter().any(|p| &p.id == from) {
+                    self.digests
+                        .entry(from.clone())
+                        .or_default()
+                        .insert(replica.clone(), digest);
+                }
                 match &answer {
                     None => self.metrics.empty_answers_sent += 1,
                     Some((_, full)) => {
@@ -756,6 +761,72 @@ mod tests {
     }
 
     #[test]
+    fn a_node_away_across_a_purge_gets_the_full_state_and_drops_the_removed_value() {
+        let start = Instant::now();
+        let config = EngineConfig {
+            notify_fanout: 0,
+            purge_interval: Duration::from_secs(3),
+            ..EngineConfig::default()
+        };
+        let (mut engines, mut views) = cluster(3, config, start);
+        engines[2]
+            .write::<Map, _>("m", |m| m.insert(1, 10))
+            .expect("registered");
+        let mut now = start;
+        for _ in 0..10 {
+            now += Duration::from_millis(1100);
+            exchange(&mut engines, &views, now);
+        }
+        assert!(engines.iter().all(|e| read(e) == vec![(1, 10)]));
+        // n2 goes away: the others stop seeing it, and it sees no one.
+        views[0] = StaticPeers::new(vec![peer(1)]);
+        views[1] = StaticPeers::new(vec![peer(0)]);
+        views[2] = StaticPeers::new(vec![]);
+        engines[0].forget_peer(&peer(2).id);
+        engines[1].forget_peer(&peer(2).id);
+        engines[0]
+            .write::<Map, _>("m", |m| m.remove(&1))
+            .expect("registered");
+        for _ in 0..20 {
+            now += Duration::from_millis(1100);
+            exchange(&mut engines, &views, now);
+        }
+        for e in &engines[..2] {
+            let m = e.replica::<Map>("m").expect("registered");
+            assert_eq!(m.stored_keys(), 0, "{} purged the tombstone", e.node());
+        }
+        assert_eq!(
+            read(&engines[2]),
+            vec![(1, 10)],
+            "n2 still holds the removed value"
+        );
+        // n2 comes back.
+        let full_before: u64 = engines
+            .iter()
+            .map(|e| e.metrics().full_state_answers_sent)
+            .sum();
+        views = (0..3)
+            .map(|i| StaticPeers::new((0..3).filter(|&j| j != i).map(peer).collect()))
+            .collect();
+        for _ in 0..10 {
+            now += Duration::from_millis(1100);
+            exchange(&mut engines, &views, now);
+        }
+        let full_after: u64 = engines
+            .iter()
+            .map(|e| e.metrics().full_state_answers_sent)
+            .sum();
+        assert!(
+            full_after > full_before,
+            "n2's digest predates the purge: full state"
+        );
+        assert!(
+            engines.iter().all(|e| read(e).is_empty()),
+            "the removed value is gone everywhere"
+        );
+    }
+
+    #[test]
     fn a_notification_from_a_stranger_triggers_nothing() {
         let now = Instant::now();
         let (mut engines, views) = cluster(2, EngineConfig::default(), now);
@@ -793,6 +864,20 @@ mod tests {
         }
         assert_eq!(engines[0].metrics().replicas.len(), 1);
         assert!(engines[0].digests.get(&from).is_none_or(|d| d.len() <= 1));
+        // a non-member's pulls are answered but its digest is not kept
+        for i in 0..100 {
+            let stranger = NodeId(format!("stranger{i}"));
+            let pull = Message::Pull {
+                replica: "m".into(),
+                digest: CausalContext::new(),
+            };
+            assert!(
+                engines[0]
+                    .handle_request(now, &stranger, pull, &views[0])
+                    .is_some()
+            );
+        }
+        assert!(engines[0].digests.len() <= 1);
     }
 
     #[test]

@@ -27,7 +27,10 @@ mod node;
 mod peer;
 mod replica;
 
-pub use codec::{DEFAULT_MAX_FRAME_LENGTH, MessageCodec, decode_message, encode_message};
+pub use codec::{
+    DEFAULT_MAX_FRAME_LENGTH, HANDSHAKE_MAX_FRAME_LENGTH, MessageCodec, decode_message,
+    encode_message,
+};
 pub use engine::{Engine, EngineConfig, Event, Transmit};
 pub use error::{CodecError, SyncError};
 pub use message::{MAGIC, MAX_NEWS, Message, PROTOCOL_VERSION, RejectReason};

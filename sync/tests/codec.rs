@@ -255,6 +255,33 @@ fn an_oversize_length_prefix_is_refused_before_buffering() {
 }
 
 #[test]
+fn the_handshake_limit_applies_until_raised() {
+    let hello = frame(&examples()[0].1);
+    let pull = frame(&Message::Pull {
+        replica: "x".repeat(5000),
+        digest: digest(),
+    });
+    let mut codec = MessageCodec::new(sync::HANDSHAKE_MAX_FRAME_LENGTH);
+    let mut buf = hello.clone();
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Ok(Some(Message::Hello { .. }))
+    ));
+    let mut buf = pull.clone();
+    assert!(
+        codec.decode(&mut buf).is_err(),
+        "5 KB before the handshake is refused"
+    );
+    let mut codec = MessageCodec::new(sync::HANDSHAKE_MAX_FRAME_LENGTH);
+    codec.set_max_frame_length(sync::DEFAULT_MAX_FRAME_LENGTH);
+    let mut buf = pull;
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Ok(Some(Message::Pull { .. }))
+    ));
+}
+
+#[test]
 fn garbage_frames_are_errors() {
     for body in [
         &b"\xc1"[..],

@@ -11,7 +11,10 @@ use tokio::{
 use tokio_util::{codec::Framed, task::TaskTracker};
 
 use super::Shared;
-use crate::{MAGIC, Message, MessageCodec, NodeId, PROTOCOL_VERSION, RejectReason, SyncError};
+use crate::{
+    HANDSHAKE_MAX_FRAME_LENGTH, MAGIC, Message, MessageCodec, NodeId, PROTOCOL_VERSION,
+    RejectReason, SyncError,
+};
 
 pub(super) async fn accept(shared: Arc<Shared>, listener: TcpListener, tasks: TaskTracker) {
     let sessions = Arc::new(Semaphore::new(shared.config.max_inbound_sessions));
@@ -60,7 +63,7 @@ pub(super) async fn accept(shared: Arc<Shared>, listener: TcpListener, tasks: Ta
 
 async fn session(shared: &Shared, stream: TcpStream) -> Result<(), SyncError> {
     let config = &shared.config;
-    let mut framed = Framed::new(stream, MessageCodec::new(config.max_frame_length));
+    let mut framed = Framed::new(stream, MessageCodec::new(HANDSHAKE_MAX_FRAME_LENGTH));
     let from = match handshake(shared, &mut framed).await {
         Ok(from) => from,
         Err(e) => {
@@ -71,6 +74,9 @@ async fn session(shared: &Shared, stream: TcpStream) -> Result<(), SyncError> {
             return Err(e);
         }
     };
+    framed
+        .codec_mut()
+        .set_max_frame_length(config.max_frame_length);
     let mut decoded = framed.codec().bytes_decoded();
     loop {
         let next = tokio::select! {

@@ -9,7 +9,9 @@ use tokio::{net::TcpStream, sync::mpsc, time::Instant};
 use tokio_util::codec::Framed;
 
 use super::Shared;
-use crate::{MAGIC, Message, MessageCodec, PROTOCOL_VERSION, Peer, SyncError};
+use crate::{
+    HANDSHAKE_MAX_FRAME_LENGTH, MAGIC, Message, MessageCodec, PROTOCOL_VERSION, Peer, SyncError,
+};
 
 pub(super) async fn run(shared: Arc<Shared>, peer: Peer, mut requests: mpsc::Receiver<Message>) {
     let mut backoff = shared.config.reconnect_backoff_min;
@@ -68,7 +70,7 @@ async fn connect(shared: &Shared, peer: &Peer) -> Result<Connection, SyncError> 
     let handshake = async {
         let stream = TcpStream::connect(peer.addr).await?;
         stream.set_nodelay(true)?;
-        let mut framed = Framed::new(stream, MessageCodec::new(config.max_frame_length));
+        let mut framed = Framed::new(stream, MessageCodec::new(HANDSHAKE_MAX_FRAME_LENGTH));
         framed
             .send(Message::Hello {
                 magic: MAGIC,
@@ -78,7 +80,12 @@ async fn connect(shared: &Shared, peer: &Peer) -> Result<Connection, SyncError> 
             })
             .await?;
         match framed.next().await {
-            Some(Ok(Message::HelloOk { node })) if node == peer.id => Ok(framed),
+            Some(Ok(Message::HelloOk { node })) if node == peer.id => {
+                framed
+                    .codec_mut()
+                    .set_max_frame_length(config.max_frame_length);
+                Ok(framed)
+            }
             Some(Ok(Message::HelloOk { node })) => Err(SyncError::Protocol(format!(
                 "expected node {}, reached {node}",
                 peer.id
