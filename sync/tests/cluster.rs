@@ -351,3 +351,61 @@ async fn sessions_beyond_the_limit_get_an_explicit_busy() {
     ));
     a.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_connections_reconnect_when_the_peer_comes_up() {
+    // Reserve a port for b, then leave it closed for a while.
+    let b_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let quiet = |name: &str, listen: SocketAddr| {
+        let mut c = config(name, "test");
+        c.listen = listen;
+        c.engine.notify_fanout = 0; // only a's own pulls can teach it
+        c
+    };
+    let a_peers = Arc::new(StaticPeers::new(vec![Peer {
+        id: NodeId("b".into()),
+        addr: b_addr,
+    }]));
+    let a = Node::builder(quiet("a", SocketAddr::from(([127, 0, 0, 1], 0))))
+        .replica("kv", Map::new(ActorId(1)))
+        .expect("fresh")
+        .start(a_peers)
+        .await
+        .expect("bind");
+    until(&a, "a fails to reach b", || a.metrics().errors >= 2).await;
+    let b = Node::builder(quiet("b", b_addr))
+        .replica("kv", Map::new(ActorId(2)))
+        .expect("fresh")
+        .start(Arc::new(StaticPeers::default()))
+        .await
+        .expect("bind the reserved port");
+    b.write::<Map, _>("kv", |m| m.insert("from-b".into(), 7))
+        .expect("registered");
+    until(&a, "a reconnects and pulls b's write", || {
+        read(&a).len() == 1
+    })
+    .await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_closed_by_the_handshake_timeout() {
+    let peers = Arc::new(StaticPeers::default());
+    let mut cfg = config("a", "test");
+    cfg.handshake_timeout = Duration::from_millis(200);
+    let a = Node::builder(cfg)
+        .replica("kv", Map::new(ActorId(1)))
+        .expect("fresh")
+        .start(peers)
+        .await
+        .expect("bind");
+    let mut s = TcpStream::connect(a.local_addr()).await.expect("connect");
+    let started = tokio::time::Instant::now();
+    read_until_closed(&mut s).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    until(&a, "the timeout is counted", || a.metrics().errors >= 1).await;
+    a.shutdown().await;
+}
