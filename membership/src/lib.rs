@@ -1,5 +1,47 @@
-//! SWIM membership by driving the `foca` crate over tokio UDP (not built yet).
+//! SWIM membership and failure detection: the [`foca`] crate driven over
+//! tokio UDP.
 //!
-//! See `DESIGN.md`, section "membership", and the open `membership` issue.
+//! foca does the protocol (probes, indirect probes, suspicion, dissemination,
+//! identity renewal); this crate gives it an identity that carries the
+//! node's sync address ([`MemberId`]), timing presets scaled to cluster size
+//! ([`Preset`]), a sans-IO core with a deadline heap for its timers
+//! ([`MembershipCore`]) and a thin tokio driver ([`Membership`]): one task
+//! owns the core, one UDP socket, inputs over a channel.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), membership::MembershipError> {
+//! use membership::{Membership, MembershipConfig, Preset};
+//!
+//! let mut config = MembershipConfig::new(
+//!     "hc-1",
+//!     "127.0.0.1:7946".parse().expect("an address"),
+//!     "127.0.0.1:7101".parse().expect("an address"),
+//! );
+//! config.seeds = vec!["127.0.0.1:7947".parse().expect("an address")];
+//! config.preset = Preset::Lan;
+//! let members = Membership::start(config).await?;
+//! let mut events = members.subscribe();
+//! if let Ok(event) = events.recv().await {
+//!     println!("{event:?}; live: {:?}", members.members());
+//! }
+//! members.leave().await;
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod config;
+mod core;
+mod driver;
+mod error;
+mod identity;
+
+pub use config::{MembershipConfig, Preset};
+pub use core::{CoreMetrics, MemberInfo, MemberState, MembershipCore, MembershipEvent};
+pub use driver::Membership;
+#[cfg(feature = "sync")]
+pub use driver::MembershipPeers;
+pub use error::MembershipError;
+pub use identity::MemberId;

@@ -8,6 +8,7 @@
 pub mod cluster;
 pub mod oracle;
 pub mod sim;
+pub mod swim;
 
 use crdt::{CausalContext, Lattice, ORMap, Sibling, Tiebreak};
 

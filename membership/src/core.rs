@@ -1,0 +1,417 @@
+//! [`MembershipCore`]: foca plus what it needs to run, without I/O.
+//!
+//! foca does SWIM (probes, suspicion, dissemination); this core gives it a
+//! clock and a timer queue, turns its output into datagrams to send and
+//! Up/Down events, re-announces to the seeds while the node sees no member,
+//! and rescales the timing as the cluster grows. Time comes in as `now`;
+//! datagrams come in through [`handle_datagram`](MembershipCore::handle_datagram)
+//! and go out through [`poll_transmit`](MembershipCore::poll_transmit). The
+//! same core runs under the tokio driver and in the deterministic simulator.
+//!
+//! Timers live in one min-heap of deadlines (ties broken by submission
+//! order), so they fire in deadline order however late the caller is; never
+//! one sleeping task per timer, which reorders them.
+
+use std::{
+    cmp::Reverse,
+    collections::{BTreeMap, BinaryHeap, VecDeque},
+    net::SocketAddr,
+    time::Instant,
+};
+
+use bytes::Bytes;
+use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec, Timer};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::{MemberId, MembershipError, Preset};
+
+/// Whether a member is believed alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberState {
+    /// Answering probes.
+    Alive,
+    /// Failed a probe; declared down unless it refutes in time.
+    Suspect,
+    /// Declared down (or left).
+    Down,
+}
+
+/// A member as the app sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct MemberInfo {
+    /// Its node name.
+    pub id: String,
+    /// Its SWIM (UDP) address.
+    pub gossip_addr: SocketAddr,
+    /// Its sync (TCP) address.
+    pub sync_addr: SocketAddr,
+    /// Alive, suspect or down.
+    pub state: MemberState,
+}
+
+impl MemberInfo {
+    fn new(id: &MemberId, state: MemberState) -> Self {
+        MemberInfo {
+            id: id.node.clone(),
+            gossip_addr: id.gossip,
+            sync_addr: id.sync,
+            state,
+        }
+    }
+}
+
+/// A change in who is alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembershipEvent {
+    /// A member joined, came back, or restarted under a renewed identity.
+    Up(MemberInfo),
+    /// A member was declared down or left.
+    Down(MemberInfo),
+}
+
+/// Counters of the core (monotonic).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CoreMetrics {
+    /// Datagrams handed to foca.
+    pub datagrams_received: u64,
+    /// Datagrams produced by foca.
+    pub datagrams_sent: u64,
+    /// Datagrams foca rejected (undecodable, from ourselves, malformed) or
+    /// that were larger than the maximum; dropped.
+    pub datagrams_rejected: u64,
+    /// Announcements to seeds while isolated.
+    pub announces: u64,
+}
+
+/// A timer foca asked for, ordered by deadline then submission order.
+struct Scheduled {
+    at: Instant,
+    seq: u64,
+    timer: Timer<MemberId>,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+type Swim = Foca<MemberId, PostcardCodec, ChaCha8Rng, NoCustomBroadcast>;
+
+/// The sans-IO membership core of one node. See the module docs.
+pub struct MembershipCore {
+    foca: Swim,
+    runtime: AccumulatingRuntime<MemberId>,
+    timers: BinaryHeap<Reverse<Scheduled>>,
+    seq: u64,
+    preset: Preset,
+    /// The cluster size the current timing was computed for.
+    sized_for: usize,
+    max_datagram: usize,
+    seeds: Vec<SocketAddr>,
+    next_announce: Instant,
+    transmits: VecDeque<(SocketAddr, Bytes)>,
+    events: VecDeque<MembershipEvent>,
+    /// Live members (alive or suspect) by gossip address.
+    view: BTreeMap<SocketAddr, MemberInfo>,
+    left: bool,
+    metrics: CoreMetrics,
+}
+
+impl MembershipCore {
+    /// A core for `identity`, joining through `seeds` (announced to at the
+    /// first [`handle_timeout`](Self::handle_timeout)).
+    pub fn new(
+        identity: MemberId,
+        preset: Preset,
+        initial_cluster_size: usize,
+        max_datagram: usize,
+        seeds: Vec<SocketAddr>,
+        seed: u64,
+        now: Instant,
+    ) -> Self {
+        let sized_for = initial_cluster_size.max(1);
+        let mut config = preset.foca_config(sized_for);
+        config.max_packet_size =
+            std::num::NonZeroUsize::new(max_datagram.max(64)).unwrap_or(config.max_packet_size);
+        let seeds = seeds
+            .into_iter()
+            .filter(|s| *s != identity.gossip)
+            .collect();
+        MembershipCore {
+            foca: Foca::new(
+                identity,
+                config,
+                ChaCha8Rng::seed_from_u64(seed),
+                PostcardCodec,
+            ),
+            runtime: AccumulatingRuntime::new(),
+            timers: BinaryHeap::new(),
+            seq: 0,
+            preset,
+            sized_for,
+            max_datagram: max_datagram.max(64),
+            seeds,
+            next_announce: now,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            view: BTreeMap::new(),
+            left: false,
+            metrics: CoreMetrics::default(),
+        }
+    }
+
+    /// This node's current identity (renewed if it was declared down).
+    pub fn identity(&self) -> &MemberId {
+        self.foca.identity()
+    }
+
+    /// Handles a datagram from `from`. Oversize or undecodable datagrams are
+    /// counted and dropped; the state is unchanged.
+    ///
+    /// # Errors
+    /// [`MembershipError::Rejected`] saying why the datagram was dropped.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), MembershipError> {
+        if self.left {
+            return Ok(());
+        }
+        if data.len() > self.max_datagram {
+            self.metrics.datagrams_rejected += 1;
+            return Err(MembershipError::Rejected {
+                from,
+                reason: format!(
+                    "{} bytes exceed the {}-byte limit",
+                    data.len(),
+                    self.max_datagram
+                ),
+            });
+        }
+        self.metrics.datagrams_received += 1;
+        let result = self.foca.handle_data(data, &mut self.runtime);
+        self.drain(now);
+        result.map_err(|e| {
+            self.metrics.datagrams_rejected += 1;
+            MembershipError::Rejected {
+                from,
+                reason: e.to_string(),
+            }
+        })
+    }
+
+    /// Fires every timer due at `now`, in deadline order, and re-announces
+    /// to the seeds if the node is isolated and it is time to.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.left {
+            return;
+        }
+        if now >= self.next_announce {
+            if self.foca.num_members() == 0 {
+                for seed in self.seeds.clone() {
+                    self.metrics.announces += 1;
+                    if let Err(e) = self.foca.announce(MemberId::seed(seed), &mut self.runtime) {
+                        tracing::debug!(%seed, error = %e, "announce failed");
+                    }
+                }
+            }
+            self.next_announce = now + self.preset.announce_interval();
+            self.drain(now);
+        }
+        while self.timers.peek().is_some_and(|Reverse(t)| t.at <= now) {
+            let Some(Reverse(due)) = self.timers.pop() else {
+                break;
+            };
+            if let Err(e) = self.foca.handle_timer(due.timer, &mut self.runtime) {
+                tracing::debug!(error = %e, "timer failed");
+            }
+            self.drain(now);
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.left {
+            return None;
+        }
+        let timer = self.timers.peek().map(|Reverse(t)| t.at);
+        Some(timer.map_or(self.next_announce, |t| t.min(self.next_announce)))
+    }
+
+    /// The next datagram to send, and where.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Bytes)> {
+        self.transmits.pop_front()
+    }
+
+    /// The next Up/Down event.
+    pub fn poll_event(&mut self) -> Option<MembershipEvent> {
+        self.events.pop_front()
+    }
+
+    /// Leaves the cluster: tells every live member that this node is down,
+    /// and stops handling anything afterwards. Send what
+    /// [`poll_transmit`](Self::poll_transmit) returns, then stop.
+    ///
+    /// foca's `leave_cluster` tells `num_indirect_probes` (3) members and
+    /// relies on gossip for the rest, which misses a member often enough
+    /// (each update is retransmitted about 4 × log10(N) times) that the
+    /// leave then waits for failure detection. So the fan-out and the
+    /// retransmissions are raised to the member count first: one datagram
+    /// per member, and everyone knows at once.
+    pub fn leave(&mut self, now: Instant) {
+        if self.left {
+            return;
+        }
+        let members = self.foca.num_members();
+        if members > 0 {
+            let mut config = self.preset.foca_config(self.sized_for);
+            config.max_packet_size =
+                std::num::NonZeroUsize::new(self.max_datagram).unwrap_or(config.max_packet_size);
+            config.num_indirect_probes =
+                std::num::NonZeroUsize::new(members).unwrap_or(config.num_indirect_probes);
+            config.max_transmissions =
+                std::num::NonZeroU8::new(u8::try_from(members).unwrap_or(u8::MAX))
+                    .unwrap_or(config.max_transmissions);
+            if let Err(e) = self.foca.set_config(config) {
+                tracing::debug!(error = %e, "cannot widen the leave announcement");
+            }
+        }
+        if let Err(e) = self.foca.leave_cluster(&mut self.runtime) {
+            tracing::debug!(error = %e, "leave failed");
+        }
+        self.drain(now);
+        self.left = true;
+        self.timers.clear();
+    }
+
+    /// Live members (alive or suspect), other than this node, by gossip
+    /// address.
+    pub fn members(&self) -> impl Iterator<Item = &MemberInfo> + '_ {
+        self.view.values()
+    }
+
+    /// Every member foca knows of, down ones included (for status pages).
+    pub fn all_members(&self) -> Vec<MemberInfo> {
+        self.foca
+            .iter_membership_state()
+            .map(|m| {
+                let state = match m.state() {
+                    foca::State::Alive => MemberState::Alive,
+                    foca::State::Suspect => MemberState::Suspect,
+                    foca::State::Down => MemberState::Down,
+                };
+                MemberInfo::new(m.id(), state)
+            })
+            .collect()
+    }
+
+    /// The counters so far.
+    pub fn metrics(&self) -> &CoreMetrics {
+        &self.metrics
+    }
+
+    /// Moves foca's output into our queues, refreshes the member view and
+    /// rescales the timing if the cluster size changed a lot.
+    fn drain(&mut self, now: Instant) {
+        while let Some((to, data)) = self.runtime.to_send() {
+            self.metrics.datagrams_sent += 1;
+            self.transmits.push_back((to.gossip, data));
+        }
+        while let Some((after, timer)) = self.runtime.to_schedule() {
+            self.seq += 1;
+            self.timers.push(Reverse(Scheduled {
+                at: now + after,
+                seq: self.seq,
+                timer,
+            }));
+        }
+        let mut changed = false;
+        while let Some(notification) = self.runtime.to_notify() {
+            changed = true;
+            match notification {
+                OwnedNotification::MemberUp(id) => {
+                    self.events.push_back(MembershipEvent::Up(MemberInfo::new(
+                        &id,
+                        MemberState::Alive,
+                    )));
+                }
+                OwnedNotification::MemberDown(id) => {
+                    self.events.push_back(MembershipEvent::Down(MemberInfo::new(
+                        &id,
+                        MemberState::Down,
+                    )));
+                }
+                OwnedNotification::Rename(old, new) => {
+                    tracing::debug!(?old, ?new, "member renewed its identity");
+                }
+                OwnedNotification::Rejoin(id) => {
+                    tracing::info!(
+                        ?id,
+                        "we were declared down; rejoined under a renewed identity"
+                    );
+                }
+                OwnedNotification::Defunct => {
+                    tracing::warn!("declared down and cannot renew: defunct");
+                }
+                OwnedNotification::Active => tracing::debug!("joined the cluster"),
+                OwnedNotification::Idle => tracing::info!("no live member left: isolated"),
+            }
+        }
+        if changed || self.view.len() != self.foca.num_members() {
+            self.refresh_view();
+        }
+        self.rescale();
+    }
+
+    fn refresh_view(&mut self) {
+        self.view = self
+            .foca
+            .iter_members()
+            .map(|m| {
+                let state = if m.state() == foca::State::Suspect {
+                    MemberState::Suspect
+                } else {
+                    MemberState::Alive
+                };
+                (m.id().gossip, MemberInfo::new(m.id(), state))
+            })
+            .collect();
+    }
+
+    /// Recomputes the preset for the current size when it has doubled or
+    /// halved since the last time (retransmissions and suspicion scale with
+    /// log N; the probe period never changes, as foca requires).
+    fn rescale(&mut self) {
+        let size = self.foca.num_members() + 1;
+        if size <= self.sized_for * 2 && size * 2 >= self.sized_for {
+            return;
+        }
+        let mut config = self.preset.foca_config(size);
+        config.max_packet_size =
+            std::num::NonZeroUsize::new(self.max_datagram).unwrap_or(config.max_packet_size);
+        match self.foca.set_config(config) {
+            Ok(()) => {
+                tracing::debug!(size, "rescaled SWIM timing to the cluster size");
+                self.sized_for = size;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot rescale SWIM timing"),
+        }
+    }
+}
