@@ -21,7 +21,23 @@ pub enum Preset {
 
 impl Preset {
     /// foca's configuration for a cluster of about `cluster_size` members.
+    ///
+    /// One change to foca's presets: updates are retransmitted
+    /// `4 × ⌈log10(N + 1)⌉` times, memberlist's `RetransmitMult` rule, where
+    /// foca rounds `4 × log10(N + 1)` down (4 instead of 8 at N = 16, 8
+    /// instead of 12 at N = 168). With foca's count, a Down update missed
+    /// some member often enough that it learned only by probing the dead
+    /// node itself, up to N probe periods later (see BENCHMARKS.md).
     pub fn foca_config(self, cluster_size: usize) -> foca::Config {
+        let mut config = self.base_config(cluster_size);
+        let n = cluster_size.max(1) as f64;
+        let retransmits = 4.0 * (n + 1.0).log10().ceil();
+        config.max_transmissions = std::num::NonZeroU8::new(retransmits.clamp(1.0, 255.0) as u8)
+            .unwrap_or(config.max_transmissions);
+        config
+    }
+
+    fn base_config(self, cluster_size: usize) -> foca::Config {
         let size = NonZeroU32::new(u32::try_from(cluster_size).unwrap_or(u32::MAX).max(1))
             .unwrap_or(NonZeroU32::MIN);
         match self {
@@ -121,5 +137,25 @@ impl MembershipConfig {
             seed: None,
             bump: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retransmissions_follow_memberlist_and_grow_with_the_cluster() {
+        let tx = |n| Preset::Lan.foca_config(n).max_transmissions.get();
+        assert_eq!(tx(8), 4); // 4 × ⌈log10(9)⌉
+        assert_eq!(tx(16), 8); // 4 × ⌈log10(17)⌉
+        assert_eq!(tx(168), 12); // 4 × ⌈log10(169)⌉
+        assert!(Preset::Lan.detection_bound(168) > Preset::Lan.detection_bound(16));
+        assert!(Preset::Local.detection_bound(16) < Preset::Lan.detection_bound(16));
+        // foca forbids changing the probe period at runtime: rescaling keeps it
+        assert_eq!(
+            Preset::Lan.foca_config(4).probe_period,
+            Preset::Lan.foca_config(400).probe_period
+        );
     }
 }

@@ -415,3 +415,76 @@ impl MembershipCore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn timers_pop_in_deadline_order_then_submission_order() {
+        let t0 = Instant::now();
+        let mut heap = BinaryHeap::new();
+        let deadlines = [5u64, 1, 3, 1, 9, 0, 3];
+        for (seq, ms) in deadlines.iter().enumerate() {
+            heap.push(Reverse(Scheduled {
+                at: t0 + Duration::from_millis(*ms),
+                seq: seq as u64,
+                timer: Timer::ProbeRandomMember(seq as u8),
+            }));
+        }
+        let order: Vec<(u64, u64)> = std::iter::from_fn(|| heap.pop())
+            .map(|Reverse(s)| ((s.at - t0).as_millis() as u64, s.seq))
+            .collect();
+        assert_eq!(
+            order,
+            vec![(0, 5), (1, 1), (1, 3), (3, 2), (3, 6), (5, 0), (9, 4)]
+        );
+    }
+
+    #[test]
+    fn a_lone_node_announces_to_its_seeds_until_it_has_company() {
+        let t0 = Instant::now();
+        let id = MemberId {
+            node: "a".into(),
+            gossip: "10.0.0.1:7946".parse().expect("addr"),
+            sync: "10.0.0.1:7100".parse().expect("addr"),
+            bump: 1,
+        };
+        let seed: SocketAddr = "10.0.0.2:7946".parse().expect("addr");
+        let mut core = MembershipCore::new(id, Preset::Local, 3, 1400, vec![seed], 1, t0);
+        core.handle_timeout(t0);
+        let sent: Vec<_> = std::iter::from_fn(|| core.poll_transmit()).collect();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, seed);
+        assert_eq!(core.metrics().announces, 1);
+        // again after the announce interval, not before
+        core.handle_timeout(t0 + Duration::from_millis(10));
+        assert!(core.poll_transmit().is_none());
+        core.handle_timeout(t0 + Preset::Local.announce_interval());
+        assert_eq!(core.poll_transmit().map(|(to, _)| to), Some(seed));
+    }
+
+    #[test]
+    fn oversize_datagrams_are_rejected_before_foca_sees_them() {
+        let t0 = Instant::now();
+        let id = MemberId {
+            node: "a".into(),
+            gossip: "10.0.0.1:7946".parse().expect("addr"),
+            sync: "10.0.0.1:7100".parse().expect("addr"),
+            bump: 1,
+        };
+        let mut core = MembershipCore::new(id, Preset::Lan, 3, 1400, vec![], 1, t0);
+        let from: SocketAddr = "10.0.0.9:1".parse().expect("addr");
+        assert!(core.handle_datagram(t0, from, &[0u8; 1401]).is_err());
+        assert!(core.handle_datagram(t0, from, &[0xffu8; 40]).is_err());
+        assert_eq!(core.metrics().datagrams_rejected, 2);
+        assert_eq!(
+            core.metrics().datagrams_received,
+            1,
+            "only the right-sized one reached foca"
+        );
+        assert_eq!(core.members().count(), 0);
+    }
+}

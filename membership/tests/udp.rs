@@ -1,0 +1,143 @@
+//! Real UDP on 127.0.0.1 with the local (fast) preset: members form one
+//! view, a killed member is declared down by the others, a graceful leave is
+//! seen at once, and junk datagrams disturb nothing. Waits are bounded and
+//! driven by membership events; nothing sleeps to synchronise.
+
+use std::{net::SocketAddr, time::Duration};
+
+use membership::{Membership, MembershipConfig, MembershipEvent, Preset};
+use sync::PeerSource;
+use tokio::net::UdpSocket;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+async fn start(name: &str, seeds: Vec<SocketAddr>) -> Membership {
+    let mut config = MembershipConfig::new(
+        name,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        SocketAddr::from(([127, 0, 0, 1], 7100)),
+    );
+    config.preset = Preset::Local;
+    config.initial_cluster_size = 5;
+    config.seeds = seeds;
+    config.seed = Some(name.len() as u64);
+    Membership::start(config).await.expect("bind 127.0.0.1:0")
+}
+
+/// Waits until `done` holds, re-checking on every event of `watch` (and at
+/// least every 50 ms). Panics after `LIMIT`.
+async fn until(watch: &Membership, what: &str, mut done: impl FnMut() -> bool) {
+    let mut events = watch.subscribe();
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(50), events.recv()).await;
+    }
+}
+
+async fn cluster(n: usize) -> Vec<Membership> {
+    let first = start("m0", vec![]).await;
+    let seed = first.local_addr();
+    let mut members = vec![first];
+    for i in 1..n {
+        members.push(start(&format!("m{i}"), vec![seed]).await);
+    }
+    for m in &members {
+        until(m, "one view of all members", || m.members().len() == n - 1).await;
+    }
+    members
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_member_is_declared_down_by_the_others() {
+    let mut members = cluster(5).await;
+    let victim = members.remove(2);
+    let victim_addr = victim.local_addr();
+    let mut events = members[0].subscribe();
+    victim.shutdown().await; // no goodbye: a crash
+    let started = tokio::time::Instant::now();
+    for m in &members {
+        until(m, "the victim is down", || {
+            m.members().iter().all(|x| x.gossip_addr != victim_addr)
+        })
+        .await;
+    }
+    let took = started.elapsed();
+    // The bound is for virtual time; real timers on a shared machine get
+    // some slack.
+    let bound = Preset::Local.detection_bound(5);
+    assert!(took < bound * 3, "took {took:?}, bound {bound:?}");
+    let mut saw_down = false;
+    while let Ok(event) = events.try_recv() {
+        saw_down |= matches!(event, MembershipEvent::Down(ref m) if m.gossip_addr == victim_addr);
+    }
+    assert!(saw_down, "member 0 published a Down event");
+    for m in members {
+        m.leave().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_leave_is_seen_at_once_and_peers_follow_the_view() {
+    let mut members = cluster(4).await;
+    let peers = members[0].peers();
+    assert_eq!(peers.members().len(), 3);
+    assert!(
+        peers.members().iter().all(|p| p.addr.port() == 7100),
+        "sync addresses are carried"
+    );
+    let leaver = members.remove(3);
+    let name = leaver.identity().expect("identity").node;
+    leaver.leave().await;
+    for m in &members {
+        until(m, "the leaver is gone", || {
+            m.members().iter().all(|x| x.id != name)
+        })
+        .await;
+    }
+    assert_eq!(peers.members().len(), 2);
+    for m in members {
+        m.leave().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_and_oversize_datagrams_disturb_nothing() {
+    let members = cluster(3).await;
+    let target = members[0].local_addr();
+    let before = members[0].members();
+    let rejected = members[0].metrics().datagrams_rejected;
+    let junk = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for i in 0..200usize {
+        // xorshift: reproducible random bytes of random lengths
+        let len = if i % 20 == 0 { 65_000 } else { 1 + i % 300 };
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        junk.send_to(&bytes, target).await.expect("send");
+    }
+    until(&members[0], "the junk is counted", || {
+        members[0].metrics().datagrams_rejected >= rejected + 150
+    })
+    .await;
+    assert_eq!(members[0].members().len(), before.len());
+    // and the member still works: a new member can join through it
+    let late = start("late", vec![target]).await;
+    until(&members[0], "a new member joins through the target", || {
+        members[0].members().len() == 3
+    })
+    .await;
+    late.leave().await;
+    for m in members {
+        m.leave().await;
+    }
+}
