@@ -1,8 +1,17 @@
-//! The distributed health checker (not built yet).
+//! The distributed health checker.
 //!
-//! N agents in one datacenter share the health checks of many origins:
-//! rendezvous hashing picks each origin's checker, SWIM decides who is alive,
-//! and results replicate through the delta ORMap. See `DESIGN.md`, section
-//! "apps/healthcheck", and the open `apps/healthcheck` issue.
+//! N agents in one datacenter share the health checks of many origins.
+//! Rendezvous hashing ([`rendezvous`]) ranks the agents for each origin; the
+//! first live one checks it ([`ownership`]); results ([`record`]) replicate
+//! to every agent through a delta ORMap whose concurrent writes are resolved
+//! by rendezvous priority ([`priority`]); SWIM decides who is alive. No
+//! leader, no locks: two checkers for a moment is acceptable, zero is not.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod ownership;
+pub mod priority;
+pub mod record;
+pub mod rendezvous;
+pub mod spec;
