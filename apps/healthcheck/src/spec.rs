@@ -253,13 +253,13 @@ impl OriginSpec {
                 "must be an upper-case HTTP method such as GET or HEAD",
             ));
         }
-        if let Some(h) = &self.host {
-            if h.is_empty() || !valid_header_value(h) || h.contains(' ') {
-                return Err(SpecError::new(
-                    "host",
-                    "must be a non-empty host name without spaces",
-                ));
-            }
+        if let Some(h) = &self.host
+            && (h.is_empty() || !valid_header_value(h) || h.contains(' '))
+        {
+            return Err(SpecError::new(
+                "host",
+                "must be a non-empty host name without spaces",
+            ));
         }
         for (name, value) in &self.headers {
             if name.is_empty()
