@@ -1,1 +1,3 @@
+//! The `healthcheck` command (being built).
+
 fn main() {}
