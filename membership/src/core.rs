@@ -293,11 +293,11 @@ impl MembershipCore {
                 tracing::debug!(error = %e, "cannot widen the leave announcement");
             }
         }
+        self.left = true;
         if let Err(e) = self.foca.leave_cluster(&mut self.runtime) {
             tracing::debug!(error = %e, "leave failed");
         }
         self.drain(now);
-        self.left = true;
         self.timers.clear();
     }
 
@@ -366,6 +366,9 @@ impl MembershipCore {
                         ?id,
                         "we were declared down; rejoined under a renewed identity"
                     );
+                }
+                OwnedNotification::Defunct if self.left => {
+                    tracing::debug!("left the cluster");
                 }
                 OwnedNotification::Defunct => {
                     tracing::warn!("declared down and cannot renew: defunct");

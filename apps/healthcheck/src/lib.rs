@@ -10,8 +10,19 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod agent;
+pub mod api;
+pub mod checker;
+pub mod config;
+pub mod demo;
+pub mod fake_origin;
+pub mod metrics;
 pub mod ownership;
+pub mod page;
 pub mod priority;
 pub mod record;
+pub mod registry;
 pub mod rendezvous;
+pub mod schedule;
 pub mod spec;
+pub mod store;

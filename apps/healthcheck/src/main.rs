@@ -1,3 +1,140 @@
-//! The `healthcheck` command (being built).
+//! The `healthcheck` command: run an agent, a demo cluster, or query an
+//! agent's status.
 
-fn main() {}
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use healthcheck::{
+    agent::Agent,
+    config::AgentConfig,
+    demo::{self, DemoConfig},
+};
+
+/// A distributed health checker: N agents share the checks of many origins.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run an agent.
+    Agent {
+        /// Its TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run a whole cluster in this process, with fake origins, for a while.
+    Demo {
+        /// Agents to run.
+        #[arg(long, default_value_t = 5)]
+        nodes: usize,
+        /// Fake origins to check.
+        #[arg(long, default_value_t = 40)]
+        origins: usize,
+        /// How long to run, in seconds (one agent is killed halfway).
+        #[arg(long, default_value_t = 30)]
+        duration: u64,
+    },
+    /// Print the origins table of a running agent.
+    Status {
+        /// The agent's API, e.g. http://127.0.0.1:8080
+        #[arg(long)]
+        api: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                let level = if matches!(cli.command, Command::Agent { .. }) {
+                    "info"
+                } else {
+                    "error"
+                };
+                tracing_subscriber::EnvFilter::new(level)
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Agent { config } => agent(config).await,
+            Command::Demo {
+                nodes,
+                origins,
+                duration,
+            } => {
+                anyhow::ensure!(nodes >= 1, "--nodes must be at least 1");
+                anyhow::ensure!(origins >= 1, "--origins must be at least 1");
+                demo::run(DemoConfig {
+                    nodes,
+                    origins,
+                    duration: Duration::from_secs(duration.max(4)),
+                    interval: Duration::from_secs(1),
+                })
+                .await
+                .map(|_| ())
+            }
+            Command::Status { api } => status(&api).await,
+        }
+    })
+}
+
+async fn agent(path: PathBuf) -> anyhow::Result<()> {
+    let config = AgentConfig::from_file(&path)?;
+    let agent = Agent::start(config).await.context("starting the agent")?;
+    println!(
+        "agent {} up: API http://{}/",
+        agent.node(),
+        agent.api_addr()
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for ctrl-c")?;
+    println!("leaving the cluster …");
+    agent.shutdown().await;
+    Ok(())
+}
+
+async fn status(api: &str) -> anyhow::Result<()> {
+    let url = format!("{}/v1/origins", api.trim_end_matches('/'));
+    let origins: Vec<serde_json::Value> = reqwest::get(&url)
+        .await
+        .with_context(|| format!("GET {url}"))?
+        .error_for_status()
+        .with_context(|| format!("GET {url}"))?
+        .json()
+        .await
+        .with_context(|| format!("decoding {url}"))?;
+    println!(
+        "{:<24} {:<24} {:<8} {:<12} {:>8}  reason",
+        "id", "address", "status", "checked by", "latency"
+    );
+    for o in origins {
+        let s = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
+        let h = &o["health"];
+        println!(
+            "{:<24} {:<24} {:<8} {:<12} {:>8}  {}",
+            s(&o["id"]),
+            s(&o["spec"]["address"]),
+            if h.is_null() {
+                "unknown".into()
+            } else {
+                s(&h["status"])
+            },
+            s(&h["checked_by"]),
+            h["latency_ms"]
+                .as_u64()
+                .map_or("-".into(), |l| format!("{l} ms")),
+            s(&h["reason"]),
+        );
+    }
+    Ok(())
+}

@@ -244,8 +244,8 @@ impl Node {
     }
 
     /// Stops every task of the node and waits for them: the listener closes,
-    /// sessions and connections are dropped.
-    pub async fn shutdown(self) {
+    /// sessions and connections are dropped. Calling it again does nothing.
+    pub async fn shutdown(&self) {
         self.shared.shutdown.cancel();
         self.tasks.close();
         self.tasks.wait().await;

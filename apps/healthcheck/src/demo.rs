@@ -1,0 +1,317 @@
+//! `healthcheck demo`: a whole cluster in one process on 127.0.0.1, with its
+//! own fake origins (healthy, dead, failing, flapping), a live summary, and
+//! one agent killed midway to show the takeover.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
+    sync::atomic::Ordering,
+    time::{Duration, Instant},
+};
+
+use membership::Preset;
+
+use crate::{
+    agent::Agent,
+    config::AgentConfig,
+    fake_origin::{Behaviour, FakeOrigin},
+    record::Status,
+    spec::OriginSpec,
+};
+
+/// Settings of the demo.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// Agents to run.
+    pub nodes: usize,
+    /// Fake origins to check.
+    pub origins: usize,
+    /// How long to run.
+    pub duration: Duration,
+    /// Check interval of every origin.
+    pub interval: Duration,
+}
+
+/// What the demo measured.
+#[derive(Debug, Clone, Default)]
+pub struct DemoReport {
+    /// The agent killed midway, if any.
+    pub killed: Option<String>,
+    /// Origins it was checking when killed.
+    pub orphaned: usize,
+    /// Per orphaned origin, time from its last check by the killed agent to
+    /// its first check by another agent.
+    pub gaps: Vec<Duration>,
+    /// Orphaned origins that no other agent checked before the end.
+    pub never_taken_over: usize,
+    /// Summary windows in steady state with an origin checked by two agents.
+    pub duplicate_windows: usize,
+    /// Checks per second, averaged over the run.
+    pub checks_per_second: f64,
+}
+
+fn behaviour(i: usize) -> Behaviour {
+    match i % 10 {
+        0..=5 => Behaviour::Healthy,
+        6 => Behaviour::Down,
+        7 => Behaviour::Failing,
+        _ => Behaviour::Flapping {
+            period: Duration::from_secs(6 + (i % 5) as u64),
+        },
+    }
+}
+
+fn user_agent_node(ua: &str) -> Option<&str> {
+    ua.rsplit_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+}
+
+/// Who checked each origin since the last call (by agent name), and resets.
+fn window(origins: &[(String, FakeOrigin)]) -> BTreeMap<String, BTreeMap<String, u64>> {
+    origins
+        .iter()
+        .map(|(id, o)| {
+            let by: BTreeMap<String, u64> = o
+                .hits_by()
+                .into_iter()
+                .filter_map(|(ua, n)| user_agent_node(&ua).map(|n2| (n2.to_owned(), n)))
+                .collect();
+            o.reset_hits();
+            (id.clone(), by)
+        })
+        .collect()
+}
+
+/// Runs the demo, printing as it goes.
+///
+/// # Errors
+/// If an agent or a fake origin cannot start.
+pub async fn run(config: DemoConfig) -> anyhow::Result<DemoReport> {
+    let mut report = DemoReport::default();
+    let base = std::env::temp_dir().join(format!("vantage-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+
+    println!(
+        "starting {} fake origins and {} agents on 127.0.0.1 …",
+        config.origins, config.nodes
+    );
+    let mut origins: Vec<(String, FakeOrigin)> = Vec::new();
+    for i in 0..config.origins {
+        origins.push((
+            format!("origin-{i:03}"),
+            FakeOrigin::start(behaviour(i)).await?,
+        ));
+    }
+    let mut agents: Vec<Agent> = Vec::new();
+    for i in 0..config.nodes {
+        let mut c = AgentConfig::local(format!("hc-{i}"), data_dir(&base, i));
+        c.cluster = "demo".into();
+        c.preset = Preset::Local;
+        c.pull_interval = Duration::from_millis(500);
+        c.takeover_grace = Duration::from_secs(1);
+        c.record_refresh = Duration::from_secs(10);
+        c.seeds = agents
+            .first()
+            .map(|a: &Agent| vec![a.gossip_addr()])
+            .unwrap_or_default();
+        agents.push(Agent::start(c).await?);
+    }
+    let api = agents[0].api_addr();
+    for (id, origin) in &origins {
+        let mut spec = OriginSpec::new(origin.addr().to_string());
+        spec.path = "/health".into();
+        spec.interval_ms = config.interval.as_millis() as u64;
+        spec.timeout_ms = (config.interval.as_millis() as u64 / 2).max(10);
+        spec.rise = 2;
+        spec.fall = 2;
+        agents[0].shared().put_origin(id, spec).await?;
+    }
+    println!(
+        "status page of hc-0: http://{api}/   (API: http://{api}/v1/origins, metrics: http://{api}/metrics)"
+    );
+    let dead = (0..config.origins)
+        .filter(|i| matches!(behaviour(*i), Behaviour::Down))
+        .count();
+    println!(
+        "origins: 60% healthy, {dead} dead (refusing connections), 10% failing (503), 20% flapping; checked every {:?}",
+        config.interval
+    );
+    println!(
+        "killing one agent at {:?}; running for {:?}\n",
+        config.duration / 2,
+        config.duration
+    );
+
+    let start = Instant::now();
+    let tick = Duration::from_secs(2);
+    let mut total_checks = 0u64;
+    let mut killed_at: Option<Instant> = None;
+    let mut last_by_victim: HashMap<String, Instant> = HashMap::new();
+    let mut taken_over: HashMap<String, Instant> = HashMap::new();
+    window(&origins);
+    let mut last_tick = Instant::now();
+    // Checkers per origin since the last summary line.
+    let mut acc: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let dead: Vec<bool> = (0..config.origins)
+        .map(|i| matches!(behaviour(i), Behaviour::Down))
+        .collect();
+    while start.elapsed() < config.duration {
+        // Poll fast around the kill to time the takeover; otherwise per tick.
+        let step = if killed_at.is_some() && taken_over.len() < last_by_victim.len() {
+            Duration::from_millis(50)
+        } else {
+            tick
+        };
+        tokio::time::sleep(step).await;
+        let seen = window(&origins);
+        total_checks += seen.values().flat_map(|by| by.values()).sum::<u64>();
+        for (id, by) in &seen {
+            let entry = acc.entry(id.clone()).or_default();
+            for (node, n) in by {
+                *entry.entry(node.clone()).or_default() += n;
+            }
+        }
+        if let (Some(at), Some(victim)) = (killed_at, report.killed.as_ref()) {
+            let now = Instant::now();
+            for (id, by) in &seen {
+                if last_by_victim.contains_key(id)
+                    && !taken_over.contains_key(id)
+                    && by.keys().any(|n| n != victim)
+                {
+                    taken_over.insert(id.clone(), now);
+                }
+            }
+            let _ = at;
+        }
+        if killed_at.is_none() && start.elapsed() >= config.duration / 2 && agents.len() > 1 {
+            // Kill the agent checking the most origins (never hc-0: it serves the page).
+            let victim = (1..agents.len())
+                .max_by_key(|&i| agents[i].shared().stats.owned.load(Ordering::Relaxed))
+                .unwrap_or(1);
+            let name = agents[victim].node().to_owned();
+            for (id, by) in &seen {
+                if by.contains_key(&name) {
+                    last_by_victim.insert(id.clone(), Instant::now());
+                }
+            }
+            let agent = agents.remove(victim);
+            println!(
+                ">>> killing {name} (it was checking {} origins)",
+                last_by_victim.len()
+            );
+            agent.kill().await;
+            killed_at = Some(Instant::now());
+            report.killed = Some(name);
+            report.orphaned = last_by_victim.len();
+            continue;
+        }
+        if last_tick.elapsed() >= tick {
+            let elapsed = last_tick.elapsed();
+            last_tick = Instant::now();
+            print_summary(
+                &agents,
+                &acc,
+                &dead,
+                elapsed,
+                start.elapsed(),
+                &mut report,
+                killed_at.is_some(),
+            );
+            acc.clear();
+        }
+    }
+    for (id, last) in &last_by_victim {
+        match taken_over.get(id) {
+            Some(t) => report.gaps.push(t.saturating_duration_since(*last)),
+            None => report.never_taken_over += 1,
+        }
+    }
+    report.gaps.sort();
+    report.checks_per_second = total_checks as f64 / start.elapsed().as_secs_f64();
+    println!();
+    if let Some(k) = &report.killed {
+        let max = report.gaps.last().copied().unwrap_or_default();
+        let median = report
+            .gaps
+            .get(report.gaps.len() / 2)
+            .copied()
+            .unwrap_or_default();
+        println!(
+            "{k} was killed while checking {} origins: every one was checked by another agent after at most {:.1} s (median {:.1} s){}",
+            report.orphaned,
+            max.as_secs_f64(),
+            median.as_secs_f64(),
+            if report.never_taken_over > 0 {
+                format!("; {} never taken over!", report.never_taken_over)
+            } else {
+                String::new()
+            }
+        );
+    }
+    println!(
+        "{:.0} checks/s on average; {} two-second windows had an origin checked by two agents",
+        report.checks_per_second, report.duplicate_windows
+    );
+    for a in agents {
+        a.shutdown().await;
+    }
+    for (_, o) in origins {
+        o.shutdown().await;
+    }
+    let _ = std::fs::remove_dir_all(&base);
+    Ok(report)
+}
+
+fn data_dir(base: &std::path::Path, i: usize) -> PathBuf {
+    base.join(format!("hc-{i}"))
+}
+
+fn print_summary(
+    agents: &[Agent],
+    seen: &BTreeMap<String, BTreeMap<String, u64>>,
+    dead: &[bool],
+    window: Duration,
+    elapsed: Duration,
+    report: &mut DemoReport,
+    after_kill: bool,
+) {
+    let checks: u64 = seen.values().flat_map(|by| by.values()).sum();
+    let duplicates = seen.values().filter(|by| by.len() > 1).count();
+    if duplicates > 0 && !after_kill && elapsed > Duration::from_secs(6) {
+        report.duplicate_windows += 1;
+    }
+    // A dead origin refuses connections: no check of it can be counted here.
+    let unchecked = seen
+        .values()
+        .zip(dead)
+        .filter(|(by, dead)| by.is_empty() && !**dead)
+        .count();
+    let health = agents[0].shared().all_health();
+    let count = |s: Status| health.values().filter(|r| r.status == s).count();
+    let owners: Vec<String> = agents
+        .iter()
+        .map(|a| {
+            format!(
+                "{}:{}",
+                a.node(),
+                a.shared().stats.owned.load(Ordering::Relaxed)
+            )
+        })
+        .collect();
+    let alive = agents[0]
+        .shared()
+        .members()
+        .iter()
+        .filter(|m| m.state != membership::MemberState::Down)
+        .count();
+    println!(
+        "[{:>4.1}s] members {alive} | origins per agent {} | {:.0} checks/s (listening origins) | checked by 2+: {duplicates}, by none: {unchecked} | up {} down {} unknown {}",
+        elapsed.as_secs_f64(),
+        owners.join(" "),
+        checks as f64 / window.as_secs_f64(),
+        count(Status::Up),
+        count(Status::Down),
+        seen.len()
+            .saturating_sub(count(Status::Up) + count(Status::Down)),
+    );
+}
