@@ -66,8 +66,13 @@ impl MemberInfo {
 /// A change in who is alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MembershipEvent {
-    /// A member joined, came back, or restarted under a renewed identity.
+    /// A member joined, came back, restarted under a renewed identity, or
+    /// refuted a suspicion.
     Up(MemberInfo),
+    /// A member failed a probe and is suspected; it is declared down after
+    /// the suspicion timeout unless it refutes. Apps that prefer a moment of
+    /// redundancy to a gap (like the health checker) act on this.
+    Suspect(MemberInfo),
     /// A member was declared down or left.
     Down(MemberInfo),
 }
@@ -377,14 +382,33 @@ impl MembershipCore {
                 OwnedNotification::Idle => tracing::info!("no live member left: isolated"),
             }
         }
-        if changed || self.view.len() != self.foca.num_members() {
-            self.refresh_view();
-        }
+        // Suspicion changes no membership count and raises no foca
+        // notification: compare states on every drain (O(members)).
+        let _ = changed;
+        self.refresh_view();
         self.rescale();
     }
 
+    /// Rebuilds the live view from foca, raising `Suspect` when a member
+    /// starts being suspected and `Up` when it refutes (joins and downs are
+    /// raised from foca's notifications).
     fn refresh_view(&mut self) {
-        self.view = self
+        // Fast path, no allocation: the same members in the same states.
+        let unchanged = self.foca.num_members() == self.view.len()
+            && self.foca.iter_members().all(|m| {
+                let state = if m.state() == foca::State::Suspect {
+                    MemberState::Suspect
+                } else {
+                    MemberState::Alive
+                };
+                self.view.get(&m.id().gossip).is_some_and(|v| {
+                    v.state == state && v.id == m.id().node && v.sync_addr == m.id().sync
+                })
+            });
+        if unchanged {
+            return;
+        }
+        let view: BTreeMap<SocketAddr, MemberInfo> = self
             .foca
             .iter_members()
             .map(|m| {
@@ -396,6 +420,18 @@ impl MembershipCore {
                 (m.id().gossip, MemberInfo::new(m.id(), state))
             })
             .collect();
+        for (addr, now) in &view {
+            match (self.view.get(addr).map(|m| m.state), now.state) {
+                (Some(MemberState::Alive), MemberState::Suspect) => {
+                    self.events.push_back(MembershipEvent::Suspect(now.clone()));
+                }
+                (Some(MemberState::Suspect), MemberState::Alive) => {
+                    self.events.push_back(MembershipEvent::Up(now.clone()));
+                }
+                _ => {}
+            }
+        }
+        self.view = view;
     }
 
     /// Recomputes the preset for the current size when it has doubled or

@@ -272,6 +272,9 @@ async fn flush(
             MembershipEvent::Down(m) => {
                 tracing::warn!(member = %m.id, addr = %m.gossip_addr, "member down")
             }
+            MembershipEvent::Suspect(m) => {
+                tracing::info!(member = %m.id, addr = %m.gossip_addr, "member suspected")
+            }
         }
         let _ = events.send(event);
     }

@@ -78,6 +78,8 @@ pub struct SwimSim {
     pub loss: f64,
     /// Every Up/Down event, in order.
     pub seen: Vec<Seen>,
+    /// Every Suspect event: (when, observer, member).
+    pub suspected: Vec<(Duration, usize, usize)>,
     /// Datagrams sent so far.
     pub datagrams: u64,
 }
@@ -98,6 +100,7 @@ impl SwimSim {
             latency: (Duration::from_micros(200), Duration::from_millis(2)),
             loss: 0.0,
             seen: Vec::new(),
+            suspected: Vec::new(),
             datagrams: 0,
         };
         for i in 0..n {
@@ -344,6 +347,12 @@ impl SwimSim {
             let (addr, up) = match e {
                 MembershipEvent::Up(m) => (m.gossip_addr, true),
                 MembershipEvent::Down(m) => (m.gossip_addr, false),
+                MembershipEvent::Suspect(m) => {
+                    if let Some(member) = self.index_of(m.gossip_addr) {
+                        self.suspected.push((self.now, i, member));
+                    }
+                    continue;
+                }
             };
             if let Some(member) = self.index_of(addr) {
                 self.seen.push(Seen {

@@ -175,3 +175,35 @@ fn garbage_datagrams_change_nothing() {
     sim.run_for(Duration::from_secs(5));
     assert_eq!(sim.view(0), before);
 }
+
+#[test]
+fn a_crashed_node_is_suspected_before_it_is_declared_down() {
+    for seed in 0..5 {
+        let mut sim = joined(8, Preset::Lan, seed);
+        sim.crash(3);
+        let crashed = sim.elapsed();
+        sim.run_until(Preset::Lan.detection_bound(8), |s| s.all_see_down(3))
+            .expect("down");
+        let first_suspect = sim
+            .suspected
+            .iter()
+            .filter(|(at, _, m)| *m == 3 && *at >= crashed)
+            .map(|(at, _, _)| *at)
+            .min();
+        let first_down = sim
+            .seen
+            .iter()
+            .filter(|s| s.member == 3 && !s.up && s.at >= crashed)
+            .map(|s| s.at)
+            .min();
+        let (Some(suspect), Some(down)) = (first_suspect, first_down) else {
+            panic!("seed {seed}: suspect {first_suspect:?}, down {first_down:?}");
+        };
+        // suspicion comes at least the suspicion timeout before the verdict
+        let suspicion = Preset::Lan.foca_config(8).suspect_to_down_after;
+        assert!(
+            down - suspect >= suspicion - Duration::from_millis(50),
+            "seed {seed}: {suspect:?} then {down:?}"
+        );
+    }
+}

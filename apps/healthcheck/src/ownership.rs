@@ -11,9 +11,11 @@
 //! * an agent that checks because it took over stops as soon as a record
 //!   from a higher-ranked live agent arrives (it was usurped).
 //!
-//! When an owner dies, SWIM removes it from the live view, the next agent is
-//! ranked first and checks at its next due time: the gap is failure
-//! detection plus at most one interval. The time-based takeover covers an
+//! When an owner dies, SWIM suspects it (then declares it down); the agent
+//! does not count suspected members as live, so the next agent is ranked
+//! first as soon as the suspicion reaches it and checks at its next due
+//! time: the gap is the time to a failed probe plus at most one interval. A
+//! false suspicion costs a moment with two checkers, never a gap. The time-based takeover covers an
 //! owner that is alive but not checking (stalled, or not yet aware of a new
 //! origin). "Recently" is measured on this agent's clock, from when it saw
 //! the record arrive, so clock skew between agents does not matter.

@@ -115,7 +115,16 @@ impl Loop {
         let Some(m) = guard.as_ref() else {
             return;
         };
-        let live: Vec<String> = m.members().into_iter().map(|x| x.id).collect();
+        // A suspected member is not counted as live for ownership: its
+        // origins are taken over at once rather than after the suspicion
+        // timeout (a moment with two checkers if the suspicion was false,
+        // rather than a gap if it was not).
+        let live: Vec<String> = m
+            .members()
+            .into_iter()
+            .filter(|x| x.state == membership::MemberState::Alive)
+            .map(|x| x.id)
+            .collect();
         let all = m.all_members();
         drop(guard);
         self.ownership.set_live(live);
