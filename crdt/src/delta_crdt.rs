@@ -46,28 +46,58 @@ pub trait DeltaCrdt {
     }
 }
 
-/// What a join changed: the keys whose visible value changed, and whether
-/// anything at all was learned.
+/// What a join changed: the keys whose visible value changed, the keys
+/// whose stored state changed at all, and whether anything was learned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Changes<K> {
     keys: Vec<K>,
+    touched: Vec<K>,
     learned: bool,
 }
 
 impl<K> Changes<K> {
-    /// Builds a change report. `learned` must be true whenever `keys` is not
-    /// empty.
-    pub fn new(keys: Vec<K>, learned: bool) -> Self {
-        let learned = learned || !keys.is_empty();
-        Changes { keys, learned }
+    /// Builds a change report where the keys whose visible value changed are
+    /// also the only keys whose state changed. `learned` is forced to true
+    /// when `keys` is not empty.
+    pub fn new(keys: Vec<K>, learned: bool) -> Self
+    where
+        K: Clone,
+    {
+        let touched = keys.clone();
+        Self::with_touched(keys, touched, learned)
+    }
+
+    /// Builds a change report: `keys` changed their visible value, `touched`
+    /// (a superset) changed their stored state (a losing concurrent sibling,
+    /// a tombstone). `learned` is forced to true when `touched` is not empty.
+    pub fn with_touched(keys: Vec<K>, touched: Vec<K>, learned: bool) -> Self {
+        let learned = learned || !touched.is_empty() || !keys.is_empty();
+        Changes {
+            keys,
+            touched,
+            learned,
+        }
     }
 
     /// Nothing changed and nothing was learned.
     pub fn none() -> Self {
         Changes {
             keys: Vec::new(),
+            touched: Vec::new(),
             learned: false,
         }
+    }
+
+    /// Keys whose stored state changed (visible value or not), ascending.
+    /// What a store persisting the replica per key must rewrite.
+    pub fn touched(&self) -> &[K] {
+        &self.touched
+    }
+
+    /// Consumes the report, returning the visible changes and the touched
+    /// keys.
+    pub fn into_parts(self) -> (Vec<K>, Vec<K>) {
+        (self.keys, self.touched)
     }
 
     /// Keys whose visible value (or its writer) changed, ascending.

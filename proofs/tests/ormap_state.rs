@@ -130,6 +130,26 @@ proptest! {
     }
 
     #[test]
+    fn touched_keys_are_exactly_the_keys_whose_siblings_changed(r in replicas(3, 80)) {
+        for (i, a) in r.iter().enumerate() {
+            for (j, b) in r.iter().enumerate() {
+                if i == j { continue; }
+                let mut after = a.clone();
+                let Some(answer) = b.delta_since(&a.digest()) else { continue };
+                let changes = after.join_delta(answer);
+                let keys: std::collections::BTreeSet<u8> =
+                    a.entries().chain(after.entries()).map(|(k, _)| *k).collect();
+                let differ: Vec<u8> = keys
+                    .into_iter()
+                    .filter(|k| a.siblings(k) != after.siblings(k))
+                    .collect();
+                prop_assert_eq!(changes.touched(), &differ[..]);
+                prop_assert!(changes.keys().iter().all(|k| changes.touched().contains(k)));
+            }
+        }
+    }
+
+    #[test]
     fn encoding_round_trips_and_is_canonical(r in replicas(3, 60)) {
         for m in &r {
             let bytes = rmp_serde::to_vec(m).expect("encode");

@@ -197,6 +197,7 @@ impl Engine {
         let slot = Slot {
             replica,
             changed: BTreeSet::new(),
+            touched: BTreeSet::new(),
         };
         self.replicas.insert(name.to_owned(), Box::new(slot));
         self.metrics.replicas.entry(name.to_owned()).or_default();
@@ -270,6 +271,28 @@ impl Engine {
             .downcast_mut::<Slot<T>>()
             .ok_or_else(|| SyncError::WrongType(name.to_owned()))?;
         Ok(std::mem::take(&mut slot.changed).into_iter().collect())
+    }
+
+    /// Takes the keys of replica `name` whose stored state changed through
+    /// joins since the last call (a superset of
+    /// [`take_changes`](Self::take_changes)): what a store that persists the
+    /// replica key by key must rewrite. Local writes are not included (the
+    /// writer knows what it wrote); nor are purges.
+    ///
+    /// # Errors
+    /// [`SyncError::UnknownReplica`] or [`SyncError::WrongType`].
+    pub fn take_touched<T: DeltaCrdt + 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<Vec<T::Key>, SyncError> {
+        let slot = self
+            .replicas
+            .get_mut(name)
+            .ok_or_else(|| SyncError::UnknownReplica(name.to_owned()))?
+            .as_any_mut()
+            .downcast_mut::<Slot<T>>()
+            .ok_or_else(|| SyncError::WrongType(name.to_owned()))?;
+        Ok(std::mem::take(&mut slot.touched).into_iter().collect())
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.

@@ -23,11 +23,13 @@ pub(crate) trait ErasedReplica: Send {
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
-/// A registered replica and the keys whose visible value changed through
-/// joins since the app last took them (a set: bounded by the key count).
+/// A registered replica, the keys whose visible value changed through joins
+/// since the app last took them, and the keys whose stored state changed
+/// (sets: bounded by the key count).
 pub(crate) struct Slot<T: DeltaCrdt> {
     pub(crate) replica: T,
     pub(crate) changed: BTreeSet<T::Key>,
+    pub(crate) touched: BTreeSet<T::Key>,
 }
 
 impl<T> ErasedReplica for Slot<T>
@@ -55,7 +57,9 @@ where
         let delta: T::Delta = rmp_serde::from_slice(answer)?;
         let changes = self.replica.join_delta(delta);
         let learned = changes.learned();
-        self.changed.extend(changes.into_keys());
+        let (changed, touched) = changes.into_parts();
+        self.changed.extend(changed);
+        self.touched.extend(touched);
         Ok(learned)
     }
 

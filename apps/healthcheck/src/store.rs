@@ -1,6 +1,12 @@
 //! [`Store`]: what an agent persists in its data dir (redb, an embedded ACID
 //! store): the origin registry and the start generation.
 //!
+//! The registry is stored key by key (one row per origin: its siblings) plus
+//! its causal context and purge frontier, so a change costs a write of the
+//! keys it touched, not of the whole registry. Rows and context are always
+//! written together, from one consistent cut of the map: a dot is never in
+//! the persisted context without its sibling in the persisted rows.
+//!
 //! **Why a generation and not a counter lease.** A replica must never reuse
 //! a dot. Leasing counters in blocks would, after a crash, skip the unused
 //! rest of the block: those dots never exist, so every replica's causal
@@ -15,16 +21,18 @@
 
 use std::path::{Path, PathBuf};
 
-use crdt::{ActorId, Delta};
+use crdt::{ActorId, CausalContext, Delta, Sibling, VersionVector};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use thiserror::Error;
 
 use crate::registry::Registered;
 
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
-const STATE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("state");
+const STATE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("registry_state");
+const ENTRIES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("registry_entries");
 const GENERATION: &str = "generation";
-const REGISTRY: &str = "registry";
+const CONTEXT: &str = "context";
+const FRONTIER: &str = "frontier";
 
 /// A failure of the store; the store's content is unchanged.
 #[derive(Debug, Error)]
@@ -104,43 +112,104 @@ impl Store {
         Ok(next)
     }
 
-    /// The persisted registry, if any.
+    /// The persisted registry as a full state, if one was ever saved.
     ///
     /// # Errors
-    /// [`StoreError::Database`] or [`StoreError::Decode`].
+    /// [`StoreError::Database`] or [`StoreError::Decode`] (corrupt rows, or
+    /// rows and context that break an invariant).
     pub fn load_registry(&self) -> Result<Option<RegistryState>, StoreError> {
+        let decode = |message: String| StoreError::Decode {
+            path: self.path.clone(),
+            message,
+        };
         let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let table = match tx.open_table(STATE) {
+        let state = match tx.open_table(STATE) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(e) => return Err(self.err(e)),
         };
-        let Some(bytes) = table.get(REGISTRY).map_err(|e| self.err(e))? else {
+        let Some(context) = state.get(CONTEXT).map_err(|e| self.err(e))? else {
             return Ok(None);
         };
-        rmp_serde::from_slice(bytes.value())
+        let context: CausalContext =
+            rmp_serde::from_slice(context.value()).map_err(|e| decode(e.to_string()))?;
+        let frontier: VersionVector = match state.get(FRONTIER).map_err(|e| self.err(e))? {
+            Some(v) => rmp_serde::from_slice(v.value()).map_err(|e| decode(e.to_string()))?,
+            None => VersionVector::new(),
+        };
+        let mut entries = Vec::new();
+        match tx.open_table(ENTRIES) {
+            Ok(table) => {
+                for row in table.iter().map_err(|e| self.err(e))? {
+                    let (key, value) = row.map_err(|e| self.err(e))?;
+                    let siblings: Vec<Sibling<Registered>> =
+                        rmp_serde::from_slice(value.value())
+                            .map_err(|e| decode(format!("origin {:?}: {e}", key.value())))?;
+                    entries.push((key.value().to_owned(), siblings));
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(self.err(e)),
+        }
+        Delta::from_parts(entries, context, frontier, true)
             .map(Some)
-            .map_err(|e| StoreError::Decode {
-                path: self.path.clone(),
-                message: e.to_string(),
-            })
+            .map_err(|e| decode(e.to_string()))
     }
 
-    /// Replaces the persisted registry with `state`, durably (the write is
-    /// committed and fsynced before this returns).
+    /// Writes the rows of `rows` (a key with no siblings is deleted), and the
+    /// registry's `context` and `frontier`, in one durable transaction.
     ///
     /// # Errors
-    /// [`StoreError::Database`]; the previous registry stays persisted.
-    pub fn save_registry(&self, state: &RegistryState) -> Result<(), StoreError> {
-        let bytes = rmp_serde::to_vec(state).map_err(|e| self.err(e))?;
+    /// [`StoreError::Database`]; nothing of this call is persisted.
+    pub fn save_registry_rows(
+        &self,
+        rows: &[(String, Vec<Sibling<Registered>>)],
+        context: &CausalContext,
+        frontier: &VersionVector,
+    ) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
         {
-            let mut table = tx.open_table(STATE).map_err(|e| self.err(e))?;
-            table
-                .insert(REGISTRY, bytes.as_slice())
+            let mut entries = tx.open_table(ENTRIES).map_err(|e| self.err(e))?;
+            for (key, siblings) in rows {
+                if siblings.is_empty() {
+                    entries.remove(key.as_str()).map_err(|e| self.err(e))?;
+                } else {
+                    let bytes = rmp_serde::to_vec(siblings).map_err(|e| self.err(e))?;
+                    entries
+                        .insert(key.as_str(), bytes.as_slice())
+                        .map_err(|e| self.err(e))?;
+                }
+            }
+            let mut state = tx.open_table(STATE).map_err(|e| self.err(e))?;
+            let context = rmp_serde::to_vec(context).map_err(|e| self.err(e))?;
+            let frontier = rmp_serde::to_vec(frontier).map_err(|e| self.err(e))?;
+            state
+                .insert(CONTEXT, context.as_slice())
+                .map_err(|e| self.err(e))?;
+            state
+                .insert(FRONTIER, frontier.as_slice())
                 .map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Replaces the whole persisted registry with `registry` (at start: drops
+    /// rows of tombstones purged since they were written).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`]; the previous registry stays persisted.
+    pub fn replace_registry(&self, registry: &crate::registry::Registry) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        match tx.delete_table(ENTRIES) {
+            Ok(_) => {}
+            Err(e) => return Err(self.err(e)),
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        let rows: Vec<(String, Vec<Sibling<Registered>>)> = registry
+            .entries()
+            .map(|(k, s)| (k.clone(), s.to_vec()))
+            .collect();
+        self.save_registry_rows(&rows, registry.context(), registry.purge_frontier())
     }
 }
 
@@ -174,6 +243,13 @@ mod tests {
         dir
     }
 
+    fn entry(address: &str, at: u64) -> Registered {
+        Registered {
+            spec: OriginSpec::new(address),
+            updated_at_ms: at,
+        }
+    }
+
     #[test]
     fn generations_increase_across_reopens() {
         let dir = temp_dir("gen");
@@ -189,43 +265,37 @@ mod tests {
     }
 
     #[test]
-    fn the_registry_survives_a_reopen_and_a_fresh_actor_keeps_it() {
+    fn the_registry_survives_a_reopen_row_by_row_and_a_fresh_actor_keeps_it() {
         let dir = temp_dir("registry");
         let store = Store::open(&dir).expect("open");
         assert!(store.load_registry().expect("read").is_none());
         let mut registry = Registry::new(actor_id("a", 1));
-        registry.insert(
-            "o1".into(),
-            Registered {
-                spec: OriginSpec::new("h:1"),
-                updated_at_ms: 1,
-            },
-        );
-        registry.insert(
-            "o2".into(),
-            Registered {
-                spec: OriginSpec::new("h:2"),
-                updated_at_ms: 2,
-            },
-        );
+        registry.insert("o1".into(), entry("h:1", 1));
+        registry.insert("o2".into(), entry("h:2", 2));
         registry.remove(&"o2".to_string());
-        store.save_registry(&registry.state()).expect("write");
+        store.replace_registry(&registry).expect("write");
+        // a later change writes only the rows it touched
+        registry.insert("o3".into(), entry("h:3", 3));
+        let row = (
+            "o3".to_string(),
+            registry.siblings(&"o3".to_string()).to_vec(),
+        );
+        store
+            .save_registry_rows(&[row], registry.context(), registry.purge_frontier())
+            .expect("write");
         drop(store);
 
         let store = Store::open(&dir).expect("reopen");
         let state = store.load_registry().expect("read").expect("saved");
         let mut restored = Registry::new(actor_id("a", 2));
         restored.join_delta(state);
-        assert_eq!(restored.keys().collect::<Vec<_>>(), vec!["o1"]);
-        assert_eq!(restored.context(), registry.context());
-        // the new actor writes without reusing the old one's dots
-        let delta = restored.insert(
-            "o3".into(),
-            Registered {
-                spec: OriginSpec::new("h:3"),
-                updated_at_ms: 3,
-            },
+        assert_eq!(restored.keys().collect::<Vec<_>>(), vec!["o1", "o3"]);
+        assert_eq!(
+            restored, registry,
+            "entries, tombstone, context and frontier"
         );
+        // the new actor writes without reusing the old one's dots
+        let delta = restored.insert("o4".into(), entry("h:4", 4));
         let dot = delta.iter().next().map(|(_, s)| s[0].dot).expect("one");
         assert_eq!(dot.actor(), actor_id("a", 2));
         assert_eq!(dot.counter(), 1);
@@ -233,15 +303,28 @@ mod tests {
     }
 
     #[test]
-    fn a_corrupt_registry_is_an_error_not_a_panic() {
+    fn a_corrupt_or_inconsistent_registry_is_an_error_not_a_panic() {
         let dir = temp_dir("corrupt");
         let store = Store::open(&dir).expect("open");
+        let registry = Registry::new(actor_id("a", 1));
+        store.replace_registry(&registry).expect("write");
         let tx = store.db.begin_write().expect("tx");
         {
-            let mut t = tx.open_table(STATE).expect("table");
-            t.insert(REGISTRY, &b"\xc1garbage"[..]).expect("insert");
+            let mut t = tx.open_table(ENTRIES).expect("table");
+            t.insert("o1", &b"\xc1garbage"[..]).expect("insert");
         }
         tx.commit().expect("commit");
+        assert!(matches!(
+            store.load_registry(),
+            Err(StoreError::Decode { .. })
+        ));
+        // a row whose dot is not in the persisted context is refused too
+        let mut other = Registry::new(actor_id("b", 1));
+        other.insert("o1".into(), entry("h:1", 1));
+        let row = ("o1".to_string(), other.siblings(&"o1".to_string()).to_vec());
+        store
+            .save_registry_rows(&[row], registry.context(), registry.purge_frontier())
+            .expect("write");
         assert!(matches!(
             store.load_registry(),
             Err(StoreError::Decode { .. })

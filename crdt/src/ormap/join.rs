@@ -17,10 +17,14 @@ impl<K: Ord + Clone, V: Clone, T: Tiebreak<K, V>> ORMap<K, V, T> {
         full: bool,
     ) -> Changes<K> {
         let mut changed = Vec::new();
+        let mut touched = Vec::new();
         let mut learned = !context.leq(&self.context);
         for (key, theirs) in entries {
             let (siblings_changed, visible_changed) = self.join_key(key, theirs, context);
             learned |= siblings_changed;
+            if siblings_changed {
+                touched.push(key.clone());
+            }
             if visible_changed {
                 changed.push(key.clone());
             }
@@ -37,11 +41,15 @@ impl<K: Ord + Clone, V: Clone, T: Tiebreak<K, V>> ORMap<K, V, T> {
             for key in stale {
                 let (siblings_changed, visible_changed) = self.join_key(&key, &[], context);
                 learned |= siblings_changed;
+                if siblings_changed {
+                    touched.push(key.clone());
+                }
                 if visible_changed {
                     changed.push(key);
                 }
             }
             changed.sort();
+            touched.sort();
         }
         // Whatever the responder purged is now in our context too, and the
         // join above may have dropped our copies of those tombstones (their
@@ -50,7 +58,7 @@ impl<K: Ord + Clone, V: Clone, T: Tiebreak<K, V>> ORMap<K, V, T> {
         // frontier travels with every answer, partial ones included.
         self.frontier.join(frontier);
         self.context.join(context);
-        Changes::new(changed, learned)
+        Changes::with_touched(changed, touched, learned)
     }
 
     /// Applies the join rule to one key. Returns whether its siblings changed

@@ -342,3 +342,42 @@ fn decoded_maps_rebuild_their_index() {
     let mut back = back;
     assert_eq!(back.purge(&stable), 1, "the tombstone set was rebuilt");
 }
+
+#[test]
+fn a_losing_concurrent_sibling_is_touched_but_not_a_visible_change() {
+    let mut high = Map::new(ActorId(9));
+    let mut low = Map::new(ActorId(1));
+    high.insert("k", 9);
+    let mut a = Map::new(ActorId(5));
+    pull(&mut a, &high);
+    low.insert("k", 1); // concurrent, loses to actor 9
+    let changes = pull(&mut a, &low);
+    assert!(
+        changes.keys().is_empty(),
+        "the visible value did not change"
+    );
+    assert_eq!(changes.touched(), &["k"]);
+    assert!(changes.learned());
+    assert_eq!(a.siblings(&"k").len(), 2);
+}
+
+#[test]
+fn a_map_rebuilt_from_its_parts_equals_the_original() {
+    let mut a = Map::new(ActorId(1));
+    a.insert("x", 1);
+    a.insert("y", 2);
+    a.remove(&"y");
+    let entries: Vec<_> = a.entries().map(|(k, s)| (*k, s.to_vec())).collect();
+    let delta = Delta::from_parts(
+        entries.clone(),
+        a.context().clone(),
+        a.purge_frontier().clone(),
+        true,
+    )
+    .expect("valid parts");
+    let mut b = Map::new(ActorId(2));
+    b.join_delta(delta);
+    assert_eq!(a, b);
+    // parts that break an invariant are refused
+    assert!(Delta::from_parts(entries, CausalContext::new(), VersionVector::new(), true).is_err());
+}

@@ -113,6 +113,28 @@ where
     }
 }
 
+impl<K: Ord, V> Delta<K, V> {
+    /// Builds a delta from its parts, e.g. a full state restored from a store
+    /// that persists a map key by key (entries from [`ORMap::entries`](super::ORMap::entries),
+    /// the map's [`context`](super::ORMap::context) and
+    /// [`purge_frontier`](super::ORMap::purge_frontier)). The parts are
+    /// checked as a decoded delta would be.
+    ///
+    /// # Errors
+    /// [`InvariantError`] if an invariant fails (unsorted or duplicate keys or
+    /// siblings, a key without sibling, a dot outside `context` or under two
+    /// keys, a frontier entry outside `context`); nothing is built.
+    pub fn from_parts(
+        entries: Vec<(K, Vec<Sibling<V>>)>,
+        context: CausalContext,
+        frontier: VersionVector,
+        full: bool,
+    ) -> Result<Self, InvariantError> {
+        let entries = validate(entries, &context, &frontier)?;
+        Ok(Delta::new(entries, context, frontier, full))
+    }
+}
+
 /// Checks decoded entries against the invariants the join relies on: keys
 /// strictly ascending; every key with at least one sibling, strictly
 /// ascending by dot; every dot in `context` and under one key only; every

@@ -233,6 +233,13 @@ impl Node {
         self.shared.engine().take_changes::<T>(name)
     }
 
+    /// Runs `f` with the engine locked: for reading a consistent cut of
+    /// several things at once (e.g. the keys a join touched, their state and
+    /// the replica's context, for a store). Keep it short.
+    pub fn with_engine<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> R {
+        f(&mut self.shared.engine())
+    }
+
     /// A stream of [`Event`]s (a replica changed through sync).
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
         self.shared.events.subscribe()

@@ -145,7 +145,7 @@ impl Shared {
             })
             .map_err(|e| PersistError::Internal(e.to_string()))?;
         self.registry_changed.notify_one();
-        self.persist_now().await?;
+        self.persist_now(id).await?;
         Ok(created)
     }
 
@@ -160,7 +160,7 @@ impl Shared {
             .map_err(|e| PersistError::Internal(e.to_string()))?;
         if removed {
             self.registry_changed.notify_one();
-            self.persist_now().await?;
+            self.persist_now(id).await?;
         }
         Ok(removed)
     }
@@ -217,17 +217,26 @@ impl Shared {
         out
     }
 
-    async fn persist_now(&self) -> Result<(), PersistError> {
+    /// Persists the row of `key` (and whatever sync touched meanwhile),
+    /// returning when it is durable.
+    async fn persist_now(&self, key: &str) -> Result<(), PersistError> {
         let (done, wait) = tokio::sync::oneshot::channel();
         self.persist
-            .send(persist::Request { done: Some(done) })
+            .send(persist::Request {
+                key: Some(key.to_owned()),
+                done: Some(done),
+            })
             .await
             .map_err(|_| PersistError::Stopped)?;
         wait.await.map_err(|_| PersistError::Stopped)?
     }
 
+    /// Asks for the keys sync touched to be persisted soon.
     fn persist_later(&self) {
-        let _ = self.persist.try_send(persist::Request { done: None });
+        let _ = self.persist.try_send(persist::Request {
+            key: None,
+            done: None,
+        });
     }
 }
 
@@ -251,7 +260,6 @@ impl Agent {
         if let Some(state) = store.load_registry()? {
             registry.join_delta(state);
         }
-        let mut added = false;
         for (id, spec) in &config.origins {
             let current = registry.get(id).map(|r| &r.spec);
             if current != Some(spec) {
@@ -262,12 +270,11 @@ impl Agent {
                         updated_at_ms: now_ms(),
                     },
                 );
-                added = true;
             }
         }
-        if added {
-            store.save_registry(&registry.state())?;
-        }
+        // Rewrite the registry whole once per start: config origins in, rows
+        // of tombstones purged since they were written out.
+        store.replace_registry(&registry)?;
         let health = HealthMap::new(actor);
 
         let peers = Arc::new(LatePeers::default());
