@@ -121,10 +121,11 @@ async fn main() {
     loop {
         let mut ready = 0;
         for i in 0..n {
-            if let Some(v) = json(&http, &format!("{}/v1/node", api(i))).await {
-                if v["members_alive"].as_u64() == Some(n as u64) {
-                    ready += 1;
-                }
+            let alive = json(&http, &format!("{}/v1/node", api(i)))
+                .await
+                .and_then(|v| v["members_alive"].as_u64());
+            if alive == Some(n as u64) {
+                ready += 1;
             }
         }
         if ready == n {
