@@ -3,7 +3,7 @@
 
 use std::{
     cmp::Reverse,
-    collections::{BinaryHeap, HashSet},
+    collections::{BinaryHeap, HashMap},
     time::{Duration, Instant},
 };
 
@@ -83,10 +83,13 @@ pub fn next_due(now: Instant, interval: Duration, settling: bool, unit: f64) -> 
 }
 
 /// Due times of origins, earliest first; an origin is in it at most once.
+/// An origin's due time can be moved earlier ([`advance`](Self::advance));
+/// the entry it replaces stays in the heap and is skipped when reached.
 #[derive(Debug, Default)]
 pub struct Schedule {
     heap: BinaryHeap<Reverse<(Instant, u64, String)>>,
-    queued: HashSet<String>,
+    /// Each scheduled origin: the sequence number and time of its live entry.
+    queued: HashMap<String, (u64, Instant)>,
     seq: u64,
 }
 
@@ -98,32 +101,73 @@ impl Schedule {
 
     /// Schedules `origin` at `at`, unless it is already scheduled.
     pub fn add(&mut self, origin: &str, at: Instant) -> bool {
-        if !self.queued.insert(origin.to_owned()) {
+        if self.queued.contains_key(origin) {
             return false;
         }
-        self.seq += 1;
-        self.heap.push(Reverse((at, self.seq, origin.to_owned())));
+        self.push(origin, at);
         true
+    }
+
+    /// Moves `origin` to `at` if it is scheduled later, or schedules it if it
+    /// is not scheduled. Returns whether anything changed.
+    pub fn advance(&mut self, origin: &str, at: Instant) -> bool {
+        if self.due(origin).is_some_and(|current| current <= at) {
+            return false;
+        }
+        self.push(origin, at);
+        true
+    }
+
+    fn push(&mut self, origin: &str, at: Instant) {
+        self.seq += 1;
+        self.queued.insert(origin.to_owned(), (self.seq, at));
+        self.heap.push(Reverse((at, self.seq, origin.to_owned())));
+        // Stale entries are skipped lazily; compact if they pile up.
+        if self.heap.len() > 2 * self.queued.len() + 1024 {
+            let queued = &self.queued;
+            self.heap
+                .retain(|Reverse((_, seq, o))| queued.get(o).is_some_and(|(s, _)| s == seq));
+        }
+    }
+
+    /// When `origin` is due, if it is scheduled.
+    pub fn due(&self, origin: &str) -> Option<Instant> {
+        self.queued.get(origin).map(|(_, at)| *at)
     }
 
     /// Whether `origin` is scheduled.
     pub fn contains(&self, origin: &str) -> bool {
-        self.queued.contains(origin)
+        self.queued.contains_key(origin)
     }
 
     /// The earliest due time.
-    pub fn next(&self) -> Option<Instant> {
+    pub fn earliest(&mut self) -> Option<Instant> {
+        self.drop_stale();
         self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
 
     /// Removes and returns the next origin due at or before `now`.
     pub fn pop_due(&mut self, now: Instant) -> Option<String> {
-        if self.next().is_some_and(|at| at <= now) {
+        self.drop_stale();
+        if self
+            .heap
+            .peek()
+            .is_some_and(|Reverse((at, _, _))| *at <= now)
+        {
             let Reverse((_, _, origin)) = self.heap.pop()?;
             self.queued.remove(&origin);
             return Some(origin);
         }
         None
+    }
+
+    fn drop_stale(&mut self) {
+        while let Some(Reverse((_, seq, origin))) = self.heap.peek() {
+            if self.queued.get(origin).is_some_and(|(s, _)| s == seq) {
+                break;
+            }
+            self.heap.pop();
+        }
     }
 
     /// The number of scheduled origins.
@@ -208,5 +252,24 @@ mod tests {
         assert_eq!(s.pop_due(t + Duration::from_secs(5)).as_deref(), Some("a"));
         assert_eq!(s.pop_due(t + Duration::from_secs(5)).as_deref(), Some("b"));
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn advance_moves_an_origin_earlier_and_never_later() {
+        let t = Instant::now();
+        let mut s = Schedule::new();
+        s.add("a", t + Duration::from_secs(5));
+        s.add("b", t + Duration::from_secs(3));
+        assert!(s.advance("a", t + Duration::from_secs(1)));
+        assert!(!s.advance("a", t + Duration::from_secs(4)), "never later");
+        assert_eq!(s.due("a"), Some(t + Duration::from_secs(1)));
+        assert_eq!(s.earliest(), Some(t + Duration::from_secs(1)));
+        assert_eq!(s.pop_due(t + Duration::from_secs(10)).as_deref(), Some("a"));
+        assert_eq!(s.pop_due(t + Duration::from_secs(10)).as_deref(), Some("b"));
+        // the stale entry of "a" is skipped, not returned twice
+        assert_eq!(s.pop_due(t + Duration::from_secs(10)), None);
+        assert!(s.is_empty());
+        assert!(s.advance("c", t), "an unscheduled origin is scheduled");
+        assert_eq!(s.len(), 1);
     }
 }

@@ -76,7 +76,7 @@ pub(super) async fn run(
     loop {
         let deadline = l
             .schedule
-            .next()
+            .earliest()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         tokio::select! {
             () = l.shared.shutdown.cancelled() => return,
@@ -127,7 +127,26 @@ impl Loop {
             .collect();
         let all = m.all_members();
         drop(guard);
+        let before: Vec<String> = {
+            let mut v: Vec<String> = self.ownership.live().map(String::from).collect();
+            v.sort();
+            v
+        };
         self.ownership.set_live(live);
+        let mut after: Vec<String> = self.ownership.live().map(String::from).collect();
+        after.sort();
+        if before != after {
+            // Origins this agent owns now and did not check: check them at
+            // once rather than at their next due time (up to an interval).
+            let now = Instant::now();
+            let known: Vec<String> = self.known.iter().cloned().collect();
+            for origin in known {
+                if !self.checking.contains(&origin) && self.ownership.decide(&origin, now).checks()
+                {
+                    self.schedule.advance(&origin, now);
+                }
+            }
+        }
         match self.shared.members_view.write() {
             Ok(mut v) => *v = all,
             Err(p) => *p.into_inner() = all,
