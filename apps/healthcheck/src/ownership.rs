@@ -139,25 +139,24 @@ impl Ownership {
     /// Whether this agent should check `origin` at `now`.
     pub fn decide(&mut self, origin: &str, now: Instant) -> Decision {
         let generation = self.generation;
-        let me = self.me.clone();
         let config = self.config;
+        if !self.watches.contains_key(origin) {
+            self.watch(origin, now);
+        }
+        let me = self.me.as_str();
         let live = &self.live;
-        let watch = self
-            .watches
-            .entry(origin.to_owned())
-            .or_insert_with(|| Watch {
-                my_weight: rendezvous::weight(&me, origin),
-                rank: None,
-                since: now,
-                seen: SmallVec::new(),
-            });
+        // Present: inserted just above if it was missing (no allocation on
+        // the hot path, which runs once per origin per interval).
+        let Some(watch) = self.watches.get_mut(origin) else {
+            return Decision::StandBy { rank: usize::MAX };
+        };
         let rank = match watch.rank {
             Some((g, r)) if g == generation => r,
             previous => {
-                let mine = (watch.my_weight, std::cmp::Reverse(me.as_str()));
+                let mine = (watch.my_weight, std::cmp::Reverse(me));
                 let r = live
                     .iter()
-                    .filter(|n| **n != me)
+                    .filter(|n| n.as_str() != me)
                     .filter(|n| {
                         (rendezvous::weight(n, origin), std::cmp::Reverse(n.as_str())) > mine
                     })
@@ -180,7 +179,7 @@ impl Ownership {
         let latest_higher = watch
             .seen
             .iter()
-            .filter(|(w, _)| rendezvous::outranks(w, &me, origin))
+            .filter(|(w, _)| rendezvous::outranks(w, me, origin))
             .map(|(_, at)| *at)
             .max();
         let baseline = latest_higher.map_or(watch.since, |t| t.max(watch.since));

@@ -386,15 +386,17 @@ fn main() {
     let mut writers: Vec<HealthMap> = (0..nodes)
         .map(|i| HealthMap::new(ActorId(i as u64 + 1)))
         .collect();
-    for o in 0..origins {
+    let owners: Vec<&str> = (0..origins)
+        .map(|o| rendezvous::owner(&origin(o), &names).expect("nodes"))
+        .collect();
+    for (o, owner) in owners.iter().enumerate() {
         let id = origin(o);
-        let owner = rendezvous::owner(&id, &names).expect("nodes");
         let i: usize = owner[3..].parse().expect("hc-NNN");
         writers[i].insert(
             id,
             HealthRecord {
                 status: Status::Up,
-                checked_by: owner.to_owned(),
+                checked_by: (*owner).to_owned(),
                 checked_at_ms: 0,
                 since_ms: 0,
                 latency_ms: Some(1),
@@ -430,11 +432,10 @@ fn main() {
         let mut own = Ownership::new(name(i), ownership);
         own.set_live(names.clone());
         let mut schedule = Schedule::new();
-        for o in 0..origins {
+        for (o, owner) in owners.iter().enumerate() {
             let id = origin(o);
             schedule.add(&id, first_due(&name(i), &id, INTERVAL, base));
             // the agent has seen the owners' records, as after a while
-            let owner = rendezvous::owner(&id, &names).expect("nodes");
             own.observe(&id, owner, base);
             own.decide(&id, base);
         }
@@ -554,6 +555,10 @@ fn main() {
         sim.run_for(Duration::from_millis(200));
     }
     spread.sort_by(f64::total_cmp);
+    eprintln!(
+        "steady window and {writes} writes done at {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 
     // Kill the busiest owner, then 10 % of the agents; time each orphan.
     let mut gaps_report = Vec::new();
@@ -606,6 +611,7 @@ fn main() {
             never,
         ));
         sim.run_for(INTERVAL * 2);
+        eprintln!("killed {label} at {:.1} s", started.elapsed().as_secs_f64());
     }
 
     println!(
