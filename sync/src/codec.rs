@@ -1,6 +1,7 @@
 //! [`MessageCodec`]: length-delimited frames carrying rmp-serde [`Message`]s.
 
 use bytes::{BufMut, BytesMut};
+use seal::StreamSession;
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 use crate::{Message, error::CodecError};
@@ -22,10 +23,17 @@ pub const HANDSHAKE_MAX_FRAME_LENGTH: usize = 4 * 1024;
 /// not a valid message is an error; either way the connection must be closed,
 /// since the stream can no longer be trusted. It counts the bytes it encodes
 /// and decodes, length prefixes included, for metrics.
+///
+/// With a [`StreamSession`] (a cluster key is configured), every frame body
+/// is sealed on the way out and must open on the way in: a frame that does
+/// not (plaintext, another key, tampered, replayed, out of order) is a
+/// [`CodecError::Rejected`] and nothing of it is decoded. The frame limit
+/// applies to sealed frames.
 #[derive(Debug)]
 pub struct MessageCodec {
     frames: LengthDelimitedCodec,
     max_frame_length: usize,
+    session: Option<StreamSession>,
     bytes_decoded: u64,
     bytes_encoded: u64,
 }
@@ -40,8 +48,17 @@ impl MessageCodec {
                 .max_frame_length(max_frame_length)
                 .new_codec(),
             max_frame_length,
+            session: None,
             bytes_decoded: 0,
             bytes_encoded: 0,
+        }
+    }
+
+    /// A codec whose frames are sealed by `session` (one per connection).
+    pub fn sealed(max_frame_length: usize, session: StreamSession) -> Self {
+        MessageCodec {
+            session: Some(session),
+            ..MessageCodec::new(max_frame_length)
         }
     }
 
@@ -79,7 +96,13 @@ impl Decoder for MessageCodec {
             return Ok(None);
         };
         self.bytes_decoded += 4 + frame.len() as u64;
-        decode_message(&frame).map(Some)
+        match &mut self.session {
+            None => decode_message(&frame).map(Some),
+            Some(session) => {
+                let body = session.open(&frame).map_err(CodecError::Rejected)?;
+                decode_message(&body).map(Some)
+            }
+        }
     }
 }
 
@@ -87,12 +110,18 @@ impl Encoder<&Message> for MessageCodec {
     type Error = CodecError;
 
     fn encode(&mut self, message: &Message, dst: &mut BytesMut) -> Result<(), CodecError> {
-        let body = encode_message(message)?;
-        if body.len() > self.max_frame_length {
+        let mut body = encode_message(message)?;
+        // Checked before sealing: a sealed frame that is then not sent
+        // would leave a gap in the session's sequence.
+        let overhead = self.session.as_ref().map_or(0, |_| seal::STREAM_OVERHEAD);
+        if body.len() + overhead > self.max_frame_length {
             return Err(CodecError::TooLarge {
-                len: body.len(),
+                len: body.len() + overhead,
                 max: self.max_frame_length,
             });
+        }
+        if let Some(session) = &mut self.session {
+            body = session.seal(&body).map_err(CodecError::Seal)?;
         }
         dst.reserve(4 + body.len());
         let len = u32::try_from(body.len()).map_err(|_| CodecError::TooLarge {

@@ -22,6 +22,14 @@ pub enum CodecError {
     /// A message could not be encoded; nothing was written.
     #[error("cannot encode message: {0}")]
     Encode(#[source] rmp_serde::encode::Error),
+    /// A sealed frame did not open: plaintext from a node without the
+    /// cluster key, another key, tampered, replayed or out of order. The
+    /// connection must be closed.
+    #[error("rejected frame: {0}")]
+    Rejected(#[source] seal::Rejection),
+    /// A frame could not be sealed; nothing was written.
+    #[error("cannot seal frame: {0}")]
+    Seal(#[source] seal::SealError),
     /// An encoded message is larger than the maximum frame length; nothing
     /// was written. (A replica's state outgrew `max_frame_length`.)
     #[error("message of {len} bytes exceeds the {max}-byte frame limit")]

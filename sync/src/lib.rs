@@ -37,3 +37,5 @@ pub use message::{MAGIC, MAX_NEWS, Message, PROTOCOL_VERSION, RejectReason};
 pub use metrics::{Metrics, ReplicaBytes};
 pub use node::{Node, NodeBuilder, NodeConfig};
 pub use peer::{NodeId, Peer, PeerSource, StaticPeers};
+/// The cluster-key crate, re-exported for [`NodeConfig::keyring`].
+pub use seal;

@@ -12,7 +12,7 @@ use tokio_util::{codec::Framed, task::TaskTracker};
 
 use super::Shared;
 use crate::{
-    HANDSHAKE_MAX_FRAME_LENGTH, MAGIC, Message, MessageCodec, NodeId, PROTOCOL_VERSION,
+    CodecError, HANDSHAKE_MAX_FRAME_LENGTH, MAGIC, Message, MessageCodec, NodeId, PROTOCOL_VERSION,
     RejectReason, SyncError,
 };
 
@@ -47,8 +47,10 @@ pub(super) async fn accept(shared: Arc<Shared>, listener: TcpListener, tasks: Ta
                 tasks.spawn(async move {
                     shared.record_rejection();
                     tracing::warn!(%addr, "inbound session limit reached, rejecting");
-                    let mut framed =
-                        Framed::new(stream, MessageCodec::new(shared.config.max_frame_length));
+                    let mut framed = Framed::new(
+                        stream,
+                        shared.codec(shared.config.max_frame_length, seal::Role::Server),
+                    );
                     let reject = Message::Reject {
                         reason: RejectReason::Busy,
                     };
@@ -63,14 +65,14 @@ pub(super) async fn accept(shared: Arc<Shared>, listener: TcpListener, tasks: Ta
 
 async fn session(shared: &Shared, stream: TcpStream) -> Result<(), SyncError> {
     let config = &shared.config;
-    let mut framed = Framed::new(stream, MessageCodec::new(HANDSHAKE_MAX_FRAME_LENGTH));
+    let mut framed = Framed::new(
+        stream,
+        shared.codec(HANDSHAKE_MAX_FRAME_LENGTH, seal::Role::Server),
+    );
     let from = match handshake(shared, &mut framed).await {
         Ok(from) => from,
         Err(e) => {
-            match &e {
-                SyncError::Rejected(_) => shared.record_rejection(),
-                _ => shared.record_error(),
-            }
+            shared.record_failure(&e);
             return Err(e);
         }
     };
@@ -89,8 +91,9 @@ async fn session(shared: &Shared, stream: TcpStream) -> Result<(), SyncError> {
             Ok(Some(Ok(request))) => request,
             Ok(Some(Err(e))) => {
                 tracing::warn!(peer = %from, error = %e, "closing connection: bad frame");
-                shared.record_error();
-                return Err(e.into());
+                let e = SyncError::from(e);
+                shared.record_failure(&e);
+                return Err(e);
             }
         };
         let size = framed.codec().bytes_decoded() - decoded;
@@ -142,6 +145,11 @@ async fn handshake(
         .map_err(|_| SyncError::Timeout)?;
     let rejection = match first {
         None => return Err(SyncError::Protocol("closed before hello".into())),
+        Some(Err(e @ CodecError::Rejected(_))) => {
+            // Not sealed with our key: no answer, not even a rejection.
+            tracing::warn!(error = %e, "closing connection: first frame did not open");
+            return Err(e.into());
+        }
         Some(Err(e)) => {
             tracing::warn!(error = %e, "closing connection: bad first frame");
             RejectReason::NotAHello

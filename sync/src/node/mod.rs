@@ -59,6 +59,12 @@ pub struct NodeConfig {
     pub outbound_queue: usize,
     /// Seed of the engine's RNG; `None` takes one from the OS.
     pub seed: Option<u64>,
+    /// The cluster key: with a keyring every frame is sealed (see
+    /// [`seal::StreamSession`]) and frames that do not open are refused,
+    /// counted in [`Node::rejections`], and close their connection without
+    /// an answer. `None`: plaintext (the cluster name is then a label, not a
+    /// secret).
+    pub keyring: Option<seal::Keyring>,
 }
 
 impl NodeConfig {
@@ -78,6 +84,7 @@ impl NodeConfig {
             reconnect_backoff_max: Duration::from_secs(10),
             outbound_queue: 64,
             seed: None,
+            keyring: None,
         }
     }
 }
@@ -91,9 +98,30 @@ struct Shared {
     peers: Arc<dyn PeerSource>,
     events: tokio::sync::broadcast::Sender<Event>,
     shutdown: CancellationToken,
+    rejections: seal::Rejections,
 }
 
 impl Shared {
+    /// A codec for a new connection: sealed if a keyring is configured.
+    fn codec(&self, max_frame_length: usize, role: seal::Role) -> crate::MessageCodec {
+        match &self.config.keyring {
+            Some(keyring) => crate::MessageCodec::sealed(
+                max_frame_length,
+                seal::StreamSession::new(keyring.clone(), &self.config.cluster, role),
+            ),
+            None => crate::MessageCodec::new(max_frame_length),
+        }
+    }
+
+    /// Counts an error; a frame that did not open is counted by reason.
+    fn record_failure(&self, error: &SyncError) {
+        match error {
+            SyncError::Codec(crate::CodecError::Rejected(r)) => self.rejections.record(r),
+            SyncError::Rejected(_) => self.record_rejection(),
+            _ => self.record_error(),
+        }
+    }
+
     /// Locks the engine. A panic while it was held cannot leave it
     /// half-updated in a way later calls would trip on (engine calls either
     /// complete or change nothing), so a poisoned lock is taken over.
@@ -148,6 +176,7 @@ impl NodeBuilder {
             peers,
             events,
             shutdown: shutdown.clone(),
+            rejections: seal::Rejections::default(),
         });
         let tasks = TaskTracker::new();
         tasks.spawn(driver::run(shared.clone(), tasks.clone()));
@@ -243,6 +272,12 @@ impl Node {
     /// A stream of [`Event`]s (a replica changed through sync).
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
         self.shared.events.subscribe()
+    }
+
+    /// Frames refused because they did not open with the cluster key, by
+    /// reason (all zero without a keyring).
+    pub fn rejections(&self) -> seal::RejectionCounts {
+        self.shared.rejections.snapshot()
     }
 
     /// A snapshot of the counters.

@@ -36,7 +36,7 @@ pub(super) async fn run(shared: Arc<Shared>, peer: Peer, mut requests: mpsc::Rec
                     Ok(()) => return,
                     Err(e) => {
                         tracing::debug!(peer = %peer.id, error = %e, "connection lost");
-                        shared.record_error();
+                        shared.record_failure(&e);
                     }
                 }
             }
@@ -48,7 +48,7 @@ pub(super) async fn run(shared: Arc<Shared>, peer: Peer, mut requests: mpsc::Rec
                     }
                     _ => {
                         tracing::debug!(peer = %peer.id, addr = %peer.addr, error = %e, "cannot connect");
-                        shared.record_error();
+                        shared.record_failure(&e);
                     }
                 }
                 unsent = Some(first);
@@ -70,7 +70,10 @@ async fn connect(shared: &Shared, peer: &Peer) -> Result<Connection, SyncError> 
     let handshake = async {
         let stream = TcpStream::connect(peer.addr).await?;
         stream.set_nodelay(true)?;
-        let mut framed = Framed::new(stream, MessageCodec::new(HANDSHAKE_MAX_FRAME_LENGTH));
+        let mut framed = Framed::new(
+            stream,
+            shared.codec(HANDSHAKE_MAX_FRAME_LENGTH, seal::Role::Client),
+        );
         framed
             .send(Message::Hello {
                 magic: MAGIC,
