@@ -120,6 +120,22 @@ pub struct MembershipConfig {
     /// current time in milliseconds, so that a restart wins over the
     /// previous run.
     pub bump: Option<u64>,
+    /// The cluster key: with a keyring every datagram is sealed (see
+    /// [`seal::DatagramSealer`]), and datagrams that do not open —
+    /// plaintext, another key, another `cluster`, tampered, outside the
+    /// replay window or replayed — are dropped before foca sees them and
+    /// counted in [`Membership::rejections`](crate::Membership::rejections).
+    /// Sealing takes [`seal::DATAGRAM_OVERHEAD`] bytes of `max_datagram`.
+    pub keyring: Option<seal::Keyring>,
+    /// The cluster name, bound into every sealed datagram (only used with a
+    /// keyring).
+    pub cluster: String,
+    /// With a keyring: accepted distance between a datagram's timestamp and
+    /// this node's clock (clocks must agree to within it).
+    pub replay_window: Duration,
+    /// With a keyring: most datagram nonces remembered for replay
+    /// detection (bounded memory; see [`seal::ReplayGuard`]).
+    pub replay_capacity: usize,
 }
 
 impl MembershipConfig {
@@ -136,6 +152,10 @@ impl MembershipConfig {
             max_datagram: 1400,
             seed: None,
             bump: None,
+            keyring: None,
+            cluster: "vantage".into(),
+            replay_window: Duration::from_secs(30),
+            replay_capacity: 65_536,
         }
     }
 }

@@ -9,6 +9,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use seal::{DatagramSealer, RejectionCounts, Rejections};
 use tokio::{
     net::UdpSocket,
     sync::{broadcast, mpsc, oneshot},
@@ -45,6 +46,15 @@ pub struct Membership {
     local_addr: SocketAddr,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    rejections: Arc<Rejections>,
+}
+
+/// The wall clock in milliseconds since the Unix epoch (sealed datagrams'
+/// timestamps).
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Membership {
@@ -68,11 +78,27 @@ impl Membership {
             sync: config.sync_addr,
             bump,
         };
+        // Sealing takes its overhead out of foca's packet budget.
+        let payload_budget = match &config.keyring {
+            Some(_) => config.max_datagram.saturating_sub(seal::DATAGRAM_OVERHEAD),
+            None => config.max_datagram,
+        };
+        let sealer = |config: &MembershipConfig| {
+            config.keyring.as_ref().map(|k| {
+                DatagramSealer::new(
+                    k.clone(),
+                    &config.cluster,
+                    config.replay_window.as_millis() as u64,
+                    config.replay_capacity,
+                )
+            })
+        };
+        let rejections = Arc::new(Rejections::default());
         let core = MembershipCore::new(
             identity.clone(),
             config.preset,
             config.initial_cluster_size,
-            config.max_datagram,
+            payload_budget,
             config.seeds.clone(),
             config.seed.unwrap_or_else(rand::random),
             Instant::now(),
@@ -89,12 +115,19 @@ impl Membership {
             socket.clone(),
             inputs.clone(),
             config.max_datagram,
+            Opener {
+                sealer: sealer(&config),
+                rejections: rejections.clone(),
+            },
             view.clone(),
             shutdown.clone(),
         ));
         tasks.spawn(own(
             core,
-            socket,
+            Sender {
+                socket,
+                sealer: sealer(&config),
+            },
             rx,
             view.clone(),
             events.clone(),
@@ -108,7 +141,21 @@ impl Membership {
             local_addr,
             shutdown,
             tasks,
+            rejections,
         })
+    }
+
+    /// Datagrams refused because they did not open with the cluster key,
+    /// by reason (all zero without a keyring).
+    pub fn rejections(&self) -> RejectionCounts {
+        self.rejections.snapshot()
+    }
+
+    /// The live counters behind [`rejections`](Membership::rejections), for
+    /// readers that outlive or do not hold this handle (e.g. a metrics
+    /// endpoint).
+    pub fn rejection_counters(&self) -> Arc<Rejections> {
+        self.rejections.clone()
     }
 
     /// The address the UDP socket is bound to.
@@ -182,13 +229,49 @@ fn write_view(view: &RwLock<View>, f: impl FnOnce(&mut View)) {
     }
 }
 
+/// Opens sealed datagrams as they are read (if a key is configured).
+struct Opener {
+    sealer: Option<DatagramSealer>,
+    rejections: Arc<Rejections>,
+}
+
+/// Seals datagrams as they are sent (if a key is configured).
+struct Sender {
+    socket: Arc<UdpSocket>,
+    sealer: Option<DatagramSealer>,
+}
+
+impl Sender {
+    async fn send(&self, to: SocketAddr, data: &[u8]) {
+        let sealed;
+        let data = match &self.sealer {
+            None => data,
+            Some(sealer) => match sealer.seal(unix_ms(), data) {
+                Ok(s) => {
+                    sealed = s;
+                    &sealed
+                }
+                Err(e) => {
+                    tracing::warn!(%to, error = %e, "cannot seal a datagram");
+                    return;
+                }
+            },
+        };
+        if let Err(e) = self.socket.send_to(data, to).await {
+            tracing::debug!(%to, error = %e, "send_to failed");
+        }
+    }
+}
+
 /// Reads datagrams into the owner's channel. A datagram larger than the
 /// maximum arrives truncated to `max + 1` bytes, so the core sees it is too
-/// big and drops it.
+/// big and drops it. With a key, a datagram that does not open is counted
+/// and dropped here.
 async fn read(
     socket: Arc<UdpSocket>,
     inputs: mpsc::Sender<Input>,
     max_datagram: usize,
+    mut opener: Opener,
     view: Arc<RwLock<View>>,
     shutdown: CancellationToken,
 ) {
@@ -200,7 +283,18 @@ async fn read(
         };
         match received {
             Ok((n, from)) => {
-                let datagram = Input::Datagram(from, Bytes::copy_from_slice(&buf[..n]));
+                let data = match &mut opener.sealer {
+                    None => Bytes::copy_from_slice(&buf[..n]),
+                    Some(sealer) => match sealer.open(unix_ms(), &buf[..n]) {
+                        Ok(plain) => Bytes::from(plain),
+                        Err(rejection) => {
+                            tracing::debug!(%from, %rejection, "dropped a datagram");
+                            opener.rejections.record(&rejection);
+                            continue;
+                        }
+                    },
+                };
+                let datagram = Input::Datagram(from, data);
                 if inputs.try_send(datagram).is_err() {
                     write_view(&view, |v| v.dropped_inputs += 1);
                 }
@@ -215,7 +309,7 @@ async fn read(
 /// publishes its events and view.
 async fn own(
     mut core: MembershipCore,
-    socket: Arc<UdpSocket>,
+    socket: Sender,
     mut inputs: mpsc::Receiver<Input>,
     view: Arc<RwLock<View>>,
     events: broadcast::Sender<MembershipEvent>,
@@ -253,14 +347,12 @@ async fn own(
 
 async fn flush(
     core: &mut MembershipCore,
-    socket: &UdpSocket,
+    socket: &Sender,
     view: &RwLock<View>,
     events: &broadcast::Sender<MembershipEvent>,
 ) {
     while let Some((to, data)) = core.poll_transmit() {
-        if let Err(e) = socket.send_to(&data, to).await {
-            tracing::debug!(%to, error = %e, "send_to failed");
-        }
+        socket.send(to, &data).await;
     }
     let mut any = false;
     while let Some(event) = core.poll_event() {

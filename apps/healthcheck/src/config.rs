@@ -5,6 +5,8 @@
 //! cluster = "dc1"                  # agents of other clusters are rejected
 //! data_dir = "/var/lib/healthcheck/hc-1"
 //! seeds = ["10.0.0.2:7946"]        # gossip addresses of agents to join through
+//! key_file = "/etc/healthcheck/keys" # optional: cluster key(s), see `keys`;
+//!                                  # without it cluster traffic is plaintext
 //!
 //! [listen]
 //! gossip = "0.0.0.0:7946"          # SWIM, UDP
@@ -83,6 +85,8 @@ pub struct AgentConfig {
     pub max_concurrent_checks: usize,
     /// Origins registered at start.
     pub origins: Vec<(String, OriginSpec)>,
+    /// The cluster key file (see [`crate::keys`]); `None`: plaintext.
+    pub key_file: Option<PathBuf>,
 }
 
 impl AgentConfig {
@@ -106,6 +110,7 @@ impl AgentConfig {
             record_refresh: Duration::from_secs(60),
             max_concurrent_checks: 512,
             origins: Vec::new(),
+            key_file: None,
         }
     }
 
@@ -199,6 +204,7 @@ impl AgentConfig {
             record_refresh: Duration::from_millis(t.record_refresh_ms),
             max_concurrent_checks: t.max_concurrent_checks,
             origins,
+            key_file: file.key_file,
         })
     }
 }
@@ -219,6 +225,8 @@ struct FileConfig {
     timings: Timings,
     #[serde(default)]
     origins: Vec<toml::Table>,
+    #[serde(default)]
+    key_file: Option<PathBuf>,
 }
 
 fn default_cluster() -> String {

@@ -16,6 +16,7 @@ pub mod checker;
 pub mod config;
 pub mod demo;
 pub mod fake_origin;
+pub mod keys;
 pub mod metrics;
 pub mod ownership;
 pub mod page;

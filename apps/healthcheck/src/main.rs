@@ -39,6 +39,8 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         duration: u64,
     },
+    /// Print a new random cluster key (base64), for a key file.
+    Keygen,
     /// Print the origins table of a running agent.
     Status {
         /// The agent's API, e.g. http://127.0.0.1:8080
@@ -94,6 +96,10 @@ fn run() -> anyhow::Result<()> {
                 .map(|_| ())
             }
             Command::Status { api } => status(&api).await,
+            Command::Keygen => {
+                println!("{}", seal::Key::generate().to_base64());
+                Ok(())
+            }
         }
     })
 }
@@ -106,12 +112,37 @@ async fn agent(path: PathBuf) -> anyhow::Result<()> {
         agent.node(),
         agent.api_addr()
     );
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for ctrl-c")?;
+    wait_for_stop(&agent).await?;
     println!("leaving the cluster …");
     agent.shutdown().await;
     Ok(())
+}
+
+/// Waits for ctrl-c or SIGTERM; on SIGHUP re-reads the cluster key file.
+#[cfg(unix)]
+async fn wait_for_stop(agent: &Agent) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    loop {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => return r.context("waiting for ctrl-c"),
+            _ = terminate.recv() => return Ok(()),
+            _ = hangup.recv() => match agent.shared().reload_keys() {
+                Ok((primary, removed)) => {
+                    let removed: Vec<String> = removed.iter().map(ToString::to_string).collect();
+                    tracing::info!(%primary, ?removed, "cluster keys reloaded");
+                }
+                Err(e) => tracing::error!(error = %e, "cluster keys not reloaded; keeping the current ones"),
+            },
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_stop(_agent: &Agent) -> anyhow::Result<()> {
+    tokio::signal::ctrl_c().await.context("waiting for ctrl-c")
 }
 
 async fn status(api: &str) -> anyhow::Result<()> {

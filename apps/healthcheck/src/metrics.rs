@@ -143,6 +143,33 @@ pub fn render(shared: &Shared) -> Result<String, std::fmt::Error> {
         m.errors,
     );
 
+    let rejected: Family<Labels, Counter> = Family::default();
+    for (transport, counts) in [
+        ("sync", shared.node.rejections()),
+        ("swim", shared.swim_rejections.snapshot()),
+    ] {
+        for (reason, n) in counts.by_reason() {
+            rejected
+                .get_or_create(&vec![
+                    ("transport".into(), transport.into()),
+                    ("reason".into(), reason.into()),
+                ])
+                .inc_by(n);
+        }
+    }
+    registry.register(
+        "cluster_key_rejected",
+        "Frames (sync) and datagrams (swim) refused by the cluster key, by reason",
+        rejected,
+    );
+    let keys: Gauge = Gauge::default();
+    keys.set(shared.keyring.as_ref().map_or(0, |k| k.ids().len() as i64));
+    registry.register(
+        "cluster_keys",
+        "Keys in the cluster keyring (0: cluster traffic is plaintext)",
+        keys,
+    );
+
     let members = shared.members();
     let count =
         |st: membership::MemberState| members.iter().filter(|x| x.state == st).count() as i64;

@@ -57,6 +57,9 @@ pub enum StartError {
     /// The membership could not start.
     #[error("membership: {0}")]
     Membership(#[from] membership::MembershipError),
+    /// The cluster key file could not be used.
+    #[error("cluster key: {0}")]
+    Keys(#[from] crate::keys::KeyFileError),
     /// The HTTP client for checks could not be built.
     #[error("checker: {0}")]
     Checker(String),
@@ -116,9 +119,31 @@ pub struct Shared {
     pub registry_changed: Notify,
     persist: mpsc::Sender<persist::Request>,
     shutdown: CancellationToken,
+    /// The cluster keys, if a key file is configured.
+    pub keyring: Option<seal::Keyring>,
+    /// SWIM datagrams refused by the cluster key.
+    pub swim_rejections: Arc<seal::Rejections>,
 }
 
 impl Shared {
+    /// Re-reads the key file and makes the keyring match it (see
+    /// [`crate::keys`]). Returns the primary key's id and the ids removed.
+    ///
+    /// # Errors
+    /// The file is unreadable or invalid (the keyring is unchanged), or no
+    /// key file is configured.
+    pub fn reload_keys(
+        &self,
+    ) -> Result<(seal::KeyId, Vec<seal::KeyId>), crate::keys::KeyFileError> {
+        let (Some(path), Some(keyring)) = (&self.config.key_file, &self.keyring) else {
+            return Err(crate::keys::KeyFileError::Empty {
+                path: "(no key_file configured)".into(),
+            });
+        };
+        let file = crate::keys::KeyFile::read(path)?;
+        Ok(file.apply(keyring))
+    }
+
     /// The agent's name.
     pub fn me(&self) -> &str {
         &self.config.node
@@ -253,6 +278,10 @@ impl Agent {
     /// # Errors
     /// [`StartError`] naming what failed; nothing is left running.
     pub async fn start(config: AgentConfig) -> Result<Agent, StartError> {
+        let keyring = match &config.key_file {
+            Some(path) => Some(crate::keys::KeyFile::read(path)?.keyring()),
+            None => None,
+        };
         let store = Store::open(&config.data_dir)?;
         let generation = store.next_generation()?;
         let actor = actor_id(&config.node, generation);
@@ -284,6 +313,7 @@ impl Agent {
             config.sync_listen,
         );
         sync_config.engine.pull_interval = config.pull_interval;
+        sync_config.keyring = keyring.clone();
         let node = Node::builder(sync_config)
             .replica(ORIGINS, registry)?
             .replica(HEALTH, health)?
@@ -298,6 +328,8 @@ impl Agent {
         m_config.gossip_advertise = config.gossip_advertise;
         m_config.seeds = config.seeds.clone();
         m_config.preset = config.preset;
+        m_config.keyring = keyring.clone();
+        m_config.cluster = config.cluster.clone();
         let membership = match Membership::start(m_config).await {
             Ok(m) => m,
             Err(e) => {
@@ -335,6 +367,7 @@ impl Agent {
 
         let (persist_tx, persist_rx) = mpsc::channel(1024);
         let membership_events = membership.subscribe();
+        let swim_rejections = membership.rejection_counters();
         let members_view = Arc::new(RwLock::new(Vec::new()));
         let shutdown = CancellationToken::new();
         let shared = Arc::new(Shared {
@@ -349,6 +382,8 @@ impl Agent {
             registry_changed: Notify::new(),
             persist: persist_tx,
             shutdown: shutdown.clone(),
+            keyring,
+            swim_rejections,
             config,
         });
         let tasks = TaskTracker::new();

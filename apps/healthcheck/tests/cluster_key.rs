@@ -1,0 +1,210 @@
+//! Agents with a cluster key file on 127.0.0.1: they form a cluster and
+//! replicate; an agent without the key is refused on both transports (and
+//! counted in /metrics); the key rotates across the running cluster by
+//! editing key files and reloading, without a refused frame or a lost
+//! origin. Waits are bounded polls of observable state.
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use healthcheck::{agent::Agent, config::AgentConfig, spec::OriginSpec};
+use membership::{MemberState, Preset};
+use seal::Key;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "vantage-key-{name}-{}-{}",
+        std::process::id(),
+        healthcheck::registry::now_ms()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn config(
+    name: &str,
+    base: &Path,
+    seeds: Vec<std::net::SocketAddr>,
+    keys: Option<&[&Key]>,
+) -> AgentConfig {
+    let mut c = AgentConfig::local(name, base.join(name));
+    c.cluster = "it".into();
+    c.preset = Preset::Local;
+    c.pull_interval = Duration::from_millis(100);
+    c.seeds = seeds;
+    if let Some(keys) = keys {
+        let path = base.join(format!("{name}.keys"));
+        write_keys(&path, keys);
+        c.key_file = Some(path);
+    }
+    c
+}
+
+fn write_keys(path: &Path, keys: &[&Key]) {
+    let text: String = keys
+        .iter()
+        .map(|k| format!("{}\n", k.to_base64()))
+        .collect();
+    std::fs::write(path, format!("# cluster keys, primary first\n{text}")).expect("write keys");
+}
+
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + LIMIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn live(agent: &Agent) -> usize {
+    agent
+        .shared()
+        .members()
+        .iter()
+        .filter(|m| m.state != MemberState::Down)
+        .count()
+}
+
+async fn put(agent: &Agent, id: &str) {
+    agent
+        .shared()
+        .put_origin(id, OriginSpec::new("127.0.0.1:9".to_owned()))
+        .await
+        .expect("persisted");
+}
+
+/// Registers `id` on the first agent and waits until every agent has it.
+async fn replicated(agents: &[Agent], id: &str) {
+    put(&agents[0], id).await;
+    until(&format!("{id} on every agent"), || {
+        agents.iter().all(|a| a.shared().origin(id).is_some())
+    })
+    .await;
+}
+
+async fn metric(agent: &Agent, needle: &str) -> u64 {
+    let body = reqwest::get(format!("http://{}/metrics", agent.api_addr()))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("body");
+    body.lines()
+        .find(|l| l.starts_with(needle))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {needle} in:\n{body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_agents_refuse_a_keyless_one_and_rotate_their_key_live() {
+    let base = temp_dir("rotate");
+    let old = Key::generate();
+    let new = Key::generate();
+    let mut agents: Vec<Agent> = Vec::new();
+    for i in 0..3 {
+        let seeds = agents
+            .first()
+            .map(|a| vec![a.gossip_addr()])
+            .unwrap_or_default();
+        let c = config(&format!("hc-{i}"), &base, seeds, Some(&[&old]));
+        agents.push(Agent::start(c).await.expect("agent starts"));
+    }
+    until("three keyed agents see each other", || {
+        agents.iter().all(|a| live(a) == 3)
+    })
+    .await;
+    replicated(&agents, "before").await;
+
+    // An agent without the key, seeded at hc-0: refused, counted, isolated.
+    let plain = Agent::start(config("plain", &base, vec![agents[0].gossip_addr()], None))
+        .await
+        .expect("agent starts");
+    put(&plain, "from-plain").await;
+    until("the keyless agent's datagrams are counted", || {
+        agents[0].shared().swim_rejections.snapshot().plaintext > 0
+    })
+    .await;
+    assert!(
+        metric(
+            &agents[0],
+            "cluster_key_rejected_total{transport=\"swim\",reason=\"plaintext\"}"
+        )
+        .await
+            > 0
+    );
+    assert_eq!(metric(&agents[0], "cluster_keys").await, 1);
+    assert_eq!(live(&plain), 1, "the keyless agent sees only itself");
+    plain.kill().await;
+
+    // Rotation: three edits of every agent's key file, each reloaded on
+    // every agent before the next, with a registration in between.
+    let steps: [&[&Key]; 3] = [&[&old, &new], &[&new, &old], &[&new]];
+    for (s, keys) in steps.iter().enumerate() {
+        for (i, a) in agents.iter().enumerate() {
+            write_keys(&base.join(format!("hc-{i}.keys")), keys);
+            a.shared().reload_keys().expect("valid key file");
+            replicated(&agents, &format!("step{s}-agent{i}")).await;
+        }
+    }
+    for a in &agents {
+        assert_eq!(
+            a.shared().keyring.as_ref().map(|k| k.ids()),
+            Some(vec![new.id()])
+        );
+        assert_eq!(live(a), 3, "no agent lost during the rotation");
+        let sync = a.shared().node.rejections();
+        let swim = a.shared().swim_rejections.snapshot();
+        assert_eq!(
+            (
+                sync.unknown_key,
+                sync.forged,
+                swim.unknown_key,
+                swim.forged,
+                swim.replayed,
+                swim.stale
+            ),
+            (0, 0, 0, 0, 0, 0),
+            "nothing between keyed agents was refused"
+        );
+        assert!(a.shared().origin("before").is_some());
+        assert!(a.shared().origin("from-plain").is_none());
+    }
+    // A bad edit is refused and the keyring kept.
+    std::fs::write(base.join("hc-0.keys"), "not a key\n").expect("write");
+    assert!(agents[0].shared().reload_keys().is_err());
+    assert_eq!(
+        agents[0].shared().keyring.as_ref().map(|k| k.primary_id()),
+        Some(new.id())
+    );
+    for a in agents {
+        a.shutdown().await;
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn the_key_file_is_read_from_the_config_and_a_bad_one_stops_the_start() {
+    let c = AgentConfig::from_toml(
+        "node = \"a\"\ndata_dir = \"/tmp/a\"\nkey_file = \"/etc/hc/keys\"\n[listen]\ngossip = \"127.0.0.1:1\"\nsync = \"127.0.0.1:2\"\napi = \"127.0.0.1:3\"\n",
+        "t.toml",
+    )
+    .expect("valid");
+    assert_eq!(c.key_file, Some(PathBuf::from("/etc/hc/keys")));
+    let base = temp_dir("badkey");
+    let mut c = config("bad", &base, vec![], None);
+    std::fs::write(base.join("bad.keys"), "c2hvcnQ=\n").expect("write");
+    c.key_file = Some(base.join("bad.keys"));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let err = rt
+        .block_on(Agent::start(c))
+        .err()
+        .expect("a bad key file stops the start");
+    assert!(err.to_string().contains("bad.keys:1"), "{err}");
+    let _ = std::fs::remove_dir_all(&base);
+}
