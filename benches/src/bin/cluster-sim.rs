@@ -19,6 +19,7 @@ use std::{
     cmp::Reverse,
     collections::{BinaryHeap, HashMap},
     net::SocketAddr,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -59,11 +60,27 @@ fn origin(o: usize) -> String {
     format!("o{o}")
 }
 
-struct View(Vec<Peer>);
+struct View(Arc<Vec<Peer>>);
 impl PeerSource for View {
     fn members(&self) -> Vec<Peer> {
-        self.0.clone()
+        self.0.as_ref().clone()
     }
+}
+
+fn peer(j: usize) -> Peer {
+    Peer {
+        id: NodeId(name(j)),
+        addr: SocketAddr::from(([10, 0, (j / 250) as u8, (j % 250) as u8 + 1], 7947)),
+    }
+}
+
+fn peers_of(i: usize, live: &[bool]) -> Arc<Vec<Peer>> {
+    Arc::new(
+        (0..live.len())
+            .filter(|&j| j != i && live[j])
+            .map(peer)
+            .collect(),
+    )
 }
 
 struct Agent {
@@ -72,6 +89,8 @@ struct Agent {
     schedule: Schedule,
     /// Who this agent considers live (indices), itself excluded.
     live: Vec<bool>,
+    /// `live` as sync peers.
+    peers: Arc<Vec<Peer>>,
     last_write: HashMap<usize, Instant>,
 }
 
@@ -136,18 +155,13 @@ impl Sim {
         self.queue.push(Reverse((at, self.seq, slot)));
     }
 
+    /// Agent `i`'s live peers (cached; rebuilt when its view changes).
     fn view(&self, i: usize) -> View {
-        let Some(a) = &self.agents[i] else {
-            return View(Vec::new());
-        };
         View(
-            (0..self.agents.len())
-                .filter(|&j| j != i && a.live[j])
-                .map(|j| Peer {
-                    id: NodeId(name(j)),
-                    addr: SocketAddr::from(([10, 0, (j / 250) as u8, (j % 250) as u8 + 1], 7947)),
-                })
-                .collect(),
+            self.agents[i]
+                .as_ref()
+                .map(|a| a.peers.clone())
+                .unwrap_or_default(),
         )
     }
 
@@ -324,6 +338,7 @@ impl Sim {
                 let mut wake = None;
                 if let Some(a) = self.agents[observer].as_mut() {
                     a.live[dead] = false;
+                    a.peers = peers_of(observer, &a.live);
                     let live: Vec<String> =
                         (0..a.live.len()).filter(|&j| a.live[j]).map(name).collect();
                     a.ownership.set_live(live);
@@ -444,6 +459,7 @@ fn main() {
             ownership: own,
             schedule,
             live: vec![true; nodes],
+            peers: peers_of(i, &vec![true; nodes]),
             last_write: HashMap::new(),
         };
         if i == 0 {
@@ -652,6 +668,13 @@ fn main() {
             }
         );
     }
+    let full: u64 = sim
+        .agents
+        .iter()
+        .flatten()
+        .map(|a| a.engine.metrics().full_state_answers_sent)
+        .sum();
+    eprintln!("full-state answers sent in the whole run: {full}");
     eprintln!(
         "simulated {:.0} s in {:.1} s",
         sim.now.as_secs_f64(),
