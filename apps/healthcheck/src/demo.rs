@@ -102,10 +102,19 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<DemoReport> {
             FakeOrigin::start(behaviour(i)).await?,
         ));
     }
+    // The demo's cluster traffic is sealed with a fresh cluster key, as a
+    // production cluster's would be.
+    std::fs::create_dir_all(&base)?;
+    let key_file = base.join("cluster.keys");
+    std::fs::write(
+        &key_file,
+        format!("{}\n", seal::Key::generate().to_base64()),
+    )?;
     let mut agents: Vec<Agent> = Vec::new();
     for i in 0..config.nodes {
         let mut c = AgentConfig::local(format!("hc-{i}"), data_dir(&base, i));
         c.cluster = "demo".into();
+        c.key_file = Some(key_file.clone());
         c.preset = Preset::Local;
         c.pull_interval = Duration::from_millis(500);
         c.takeover_grace = Duration::from_secs(1);
@@ -128,6 +137,10 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<DemoReport> {
     }
     println!(
         "status page of hc-0: http://{api}/   (API: http://{api}/v1/origins, metrics: http://{api}/metrics)"
+    );
+    println!(
+        "cluster traffic sealed with a fresh cluster key ({})",
+        key_file.display()
     );
     let dead = (0..config.origins)
         .filter(|i| matches!(behaviour(*i), Behaviour::Down))
