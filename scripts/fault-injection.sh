@@ -24,6 +24,7 @@
 #
 # Environment (all optional):
 #   HEALTHCHECK_BIN   agent binary; otherwise `cargo build --release -p healthcheck`
+#   CLUSTER_KEY       1 (default): agents seal cluster traffic with a key from `healthcheck keygen`; 0: plaintext
 #   LOSS_SECONDS      loss window, default 300
 #   LOSS_PERCENT      packet loss between agents, default 5
 #   KILL_ROUNDS       agents killed one after another (busiest first), default 5
@@ -324,11 +325,16 @@ write_config() {
     seeds+="\"$(ip_of "$j"):$GOSSIP_PORT\", "
   done
   mkdir -p "$W/$(name "$i")"
+  # Cluster traffic is sealed with one key (CLUSTER_KEY=0: plaintext).
+  if [[ ${CLUSTER_KEY:-1} != 0 && ! -s "$W/cluster.keys" ]]; then
+    "$BIN" keygen >"$W/cluster.keys"
+  fi
   cat >"$W/$(name "$i").toml" <<EOF
 node = "$(name "$i")"
 cluster = "fault-injection"
 data_dir = "$W/$(name "$i")/data"
 seeds = [${seeds%, }]
+$([[ ${CLUSTER_KEY:-1} != 0 ]] && echo "key_file = \"$W/cluster.keys\"")
 
 [listen]
 gossip = "$(ip_of "$i"):$GOSSIP_PORT"
@@ -574,6 +580,13 @@ t0=$(now_ms)
 # shellcheck disable=SC2046
 wait_until 60 "all agents see all 5 members" all_see_all $(seq 1 $N) || die "the cluster did not form"
 log "cluster formed: all agents see 5 members after $(($(now_ms) - t0)) ms"
+if [[ ${CLUSTER_KEY:-1} != 0 ]]; then
+  for i in $(seq 1 $N); do
+    metrics=$(api "$i" /metrics) && grep -q '^cluster_keys 1$' <<<"$metrics" ||
+      die "$(name "$i") does not report its cluster key in /metrics"
+  done
+  log "cluster traffic sealed: every agent reports cluster_keys 1"
+fi
 
 for k in $(seq 1 "$ORIGINS"); do
   id=$(printf 'o%02d' "$k")
