@@ -42,12 +42,12 @@ impl CausalContext {
         if dot.counter() <= seen {
             return false;
         }
-        if dot.counter() > seen + 1 {
+        if dot.counter() > seen.saturating_add(1) {
             return self.cloud.insert(dot);
         }
         // `dot` extends the prefix: absorb it and any cloud dots now contiguous.
         let mut top = dot.counter();
-        while self.cloud.remove(&Dot::new_unchecked(actor, top + 1)) {
+        while top < u64::MAX && self.cloud.remove(&Dot::new_unchecked(actor, top + 1)) {
             top += 1;
         }
         self.vv.observe(actor, top);
@@ -77,8 +77,10 @@ impl CausalContext {
 
     /// The dot `actor`'s next event must use: one past the highest counter
     /// seen from it. It is not recorded; insert it when the event happens.
+    /// (Decoded counters are at most [`MAX_COUNTER`](crate::MAX_COUNTER),
+    /// so this cannot overflow unless an actor mints 2^63 events.)
     pub fn next_dot(&self, actor: ActorId) -> Dot {
-        Dot::new_unchecked(actor, self.max_counter(actor) + 1)
+        Dot::new_unchecked(actor, self.max_counter(actor).saturating_add(1))
     }
 
     /// The contiguous prefix.
@@ -238,7 +240,7 @@ impl TryFrom<ContextWire> for CausalContext {
         if let Some(dot) = wire
             .cloud
             .iter()
-            .find(|d| d.counter() <= wire.vv.get(d.actor()) + 1)
+            .find(|d| d.counter() <= wire.vv.get(d.actor()).saturating_add(1))
         {
             return Err(InvariantError::NotCompact {
                 actor: dot.actor().0,

@@ -42,14 +42,24 @@ pub struct Dot {
     counter: u64,
 }
 
+/// The largest counter a dot or a version vector entry may hold: 2^63 − 1.
+/// An actor can mint this many events; values above it are refused on
+/// decoding, so arithmetic on counters (`seen + 1`) never overflows,
+/// whatever a peer sends.
+pub const MAX_COUNTER: u64 = i64::MAX as u64;
+
 impl Dot {
     /// The `counter`-th event of `actor`.
     ///
     /// # Errors
-    /// [`InvariantError::ZeroCounter`] when `counter` is 0.
+    /// [`InvariantError::ZeroCounter`] when `counter` is 0,
+    /// [`InvariantError::CounterTooLarge`] above [`MAX_COUNTER`].
     pub fn new(actor: ActorId, counter: u64) -> Result<Self, InvariantError> {
         if counter == 0 {
             return Err(InvariantError::ZeroCounter);
+        }
+        if counter > MAX_COUNTER {
+            return Err(InvariantError::CounterTooLarge { counter });
         }
         Ok(Dot { actor, counter })
     }

@@ -13,6 +13,12 @@ pub enum InvariantError {
     /// A dot had counter 0; counters start at 1.
     #[error("dot counter is 0 (counters start at 1)")]
     ZeroCounter,
+    /// A counter above [`MAX_COUNTER`](crate::MAX_COUNTER).
+    #[error("counter {counter} exceeds the maximum 2^63 - 1")]
+    CounterTooLarge {
+        /// The counter.
+        counter: u64,
+    },
     /// A sequence that must be strictly ascending (version vector entries,
     /// cloud dots, map keys, siblings of a key) was out of order or held a
     /// duplicate.

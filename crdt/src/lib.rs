@@ -59,7 +59,7 @@ mod version_vector;
 
 pub use causal_context::CausalContext;
 pub use delta_crdt::{Changes, DeltaCrdt};
-pub use dot::{ActorId, Dot};
+pub use dot::{ActorId, Dot, MAX_COUNTER};
 pub use error::InvariantError;
 pub use lattice::{Lattice, Max, Min};
 pub use ormap::{Delta, ORMap, Sibling, Siblings};

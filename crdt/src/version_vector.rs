@@ -74,7 +74,7 @@ impl VersionVector {
 
     /// Records and returns the next event of `actor`.
     pub fn increment(&mut self, actor: ActorId) -> Dot {
-        let next = self.get(actor) + 1;
+        let next = self.get(actor).saturating_add(1);
         self.observe(actor, next);
         Dot::new_unchecked(actor, next)
     }
@@ -213,6 +213,9 @@ impl TryFrom<Vec<(ActorId, u64)>> for VersionVector {
     fn try_from(entries: Vec<(ActorId, u64)>) -> Result<Self, Self::Error> {
         if entries.iter().any(|&(_, c)| c == 0) {
             return Err(InvariantError::ZeroCounter);
+        }
+        if let Some(&(_, counter)) = entries.iter().find(|&&(_, c)| c > crate::MAX_COUNTER) {
+            return Err(InvariantError::CounterTooLarge { counter });
         }
         if entries.windows(2).any(|w| w[0].0 >= w[1].0) {
             return Err(InvariantError::NotStrictlyAscending {

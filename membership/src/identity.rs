@@ -47,9 +47,19 @@ impl fmt::Debug for MemberId {
 impl foca::Identity for MemberId {
     type Addr = SocketAddr;
 
+    /// One more than the current bump, or the wall clock in milliseconds if
+    /// that is larger. A forged identity at this node's address with a
+    /// higher bump (possible without a cluster key: datagrams are then
+    /// unauthenticated) is beaten by the first renewal unless its bump is in
+    /// the future; with `+1` alone, each renewal lost again and the node
+    /// renewed in a loop (found by the `membership_datagram` fuzz target;
+    /// regression test `regression_a_forged_member_at_a_peers_address_with_a_higher_bump`).
     fn renew(&self) -> Option<Self> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         Some(MemberId {
-            bump: self.bump.wrapping_add(1),
+            bump: self.bump.saturating_add(1).max(now_ms),
             ..self.clone()
         })
     }

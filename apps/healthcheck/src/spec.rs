@@ -168,8 +168,8 @@ impl StatusRange {
 /// Parses a JSON spec, naming the offending field on error (a type error, a
 /// missing `address`, an unknown field, or a failed validation).
 pub fn parse_json(body: &[u8]) -> Result<OriginSpec, SpecError> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let spec: OriginSpec = serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let spec: OriginSpec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let message = inner.to_string();
@@ -181,14 +181,21 @@ pub fn parse_json(body: &[u8]) -> Result<OriginSpec, SpecError> {
         };
         SpecError::new(field, message)
     })?;
+    // Nothing may follow the object (`{...} trailing`, `{...}{...}`).
+    de.end()
+        .map_err(|e| SpecError::new("body", format!("after the JSON object: {e}")))?;
     spec.validate()?;
     Ok(spec)
 }
 
+/// The field serde names in "unknown field `x`, expected …" or "missing
+/// field `x`" (a name may itself hold backticks); `None` for an empty name.
 fn field_in_message(message: &str) -> Option<String> {
     let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    Some(message[start..start + len].to_owned())
+    let rest = &message[start..];
+    let end = rest.find("`, expected").or_else(|| rest.rfind('`'))?;
+    let name = &rest[..end];
+    (!name.is_empty()).then(|| name.to_owned())
 }
 
 /// Checks an origin id: 1–128 characters of `A-Z a-z 0-9 . _ -`.

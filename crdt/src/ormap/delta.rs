@@ -121,7 +121,7 @@ impl<K: Ord + Clone, V: Clone, T: Tiebreak<K, V>> ORMap<K, V, T> {
             let seen = digest.version_vector().get(actor);
             let (Ok(from), Ok(to)) = (
                 Dot::new(actor, seen.saturating_add(1)),
-                Dot::new(actor, u64::MAX),
+                Dot::new(actor, crate::MAX_COUNTER),
             ) else {
                 continue;
             };

@@ -119,8 +119,18 @@ impl<K: Ord + Clone, V: Clone, T: Tiebreak<K, V>> ORMap<K, V, T> {
         &self.frontier
     }
 
+    /// Whether this replica's actor has used up its counters
+    /// ([`MAX_COUNTER`](crate::MAX_COUNTER) events, or a peer's state claims
+    /// it has): its mutators then change nothing and return an empty delta.
+    /// Only reachable through 2^63 writes or a peer sending this actor's
+    /// dots at the limit; a fresh actor id writes again.
+    pub fn exhausted(&self) -> bool {
+        self.context.max_counter(self.actor) >= crate::MAX_COUNTER
+    }
+
     /// Sets `key` to `value` and returns the delta: the key's new state with
-    /// context `{new dot} ∪ {dots it overwrote}`.
+    /// context `{new dot} ∪ {dots it overwrote}`. (Nothing, if the actor is
+    /// [`exhausted`](Self::exhausted).)
     pub fn insert(&mut self, key: K, value: V) -> Delta<K, V> {
         self.write(key, Some(value))
     }
@@ -132,10 +142,18 @@ impl<K: Ord + Clone, V: Clone, T: Tiebreak<K, V>> ORMap<K, V, T> {
             .entries
             .get(key)
             .is_some_and(|s| s.iter().any(|s| s.value.is_some()));
-        has_live.then(|| self.write(key.clone(), None))
+        (has_live && !self.exhausted()).then(|| self.write(key.clone(), None))
     }
 
     fn write(&mut self, key: K, value: Option<V>) -> Delta<K, V> {
+        if self.exhausted() {
+            return Delta::new(
+                BTreeMap::new(),
+                CausalContext::new(),
+                VersionVector::new(),
+                false,
+            );
+        }
         let dot = self.context.next_dot(self.actor);
         self.context.insert(dot);
         let new: Siblings<V> = smallvec::smallvec![Sibling { dot, value }];
