@@ -17,7 +17,11 @@ pub const KEY_LEN: usize = 32;
 /// A cluster key. Its text form is standard base64 (44 characters); its
 /// `Debug` form shows only its [`KeyId`], so keys do not end up in logs.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Key([u8; KEY_LEN]);
+pub struct Key {
+    bytes: [u8; KEY_LEN],
+    /// Computed once: it is looked up for every frame.
+    id: KeyId,
+}
 
 /// The public name of a key on the wire: the first 4 bytes of
 /// SHA-256("vantage-seal key id" ‖ key). Shown as 8 hex digits.
@@ -35,32 +39,33 @@ impl Key {
     pub fn generate() -> Key {
         let mut bytes = [0u8; KEY_LEN];
         OsRng.fill_bytes(&mut bytes);
-        Key(bytes)
+        Key::from_bytes(bytes)
     }
 
     /// A key from raw bytes.
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Key {
-        Key(bytes)
+        let digest = Sha256::new()
+            .chain_update(b"vantage-seal key id")
+            .chain_update(bytes)
+            .finalize();
+        let id = KeyId(u32::from_be_bytes([
+            digest[0], digest[1], digest[2], digest[3],
+        ]));
+        Key { bytes, id }
     }
 
     /// The key's id.
     pub fn id(&self) -> KeyId {
-        let digest = Sha256::new()
-            .chain_update(b"vantage-seal key id")
-            .chain_update(self.0)
-            .finalize();
-        KeyId(u32::from_be_bytes([
-            digest[0], digest[1], digest[2], digest[3],
-        ]))
+        self.id
     }
 
     /// The key's text form (standard base64).
     pub fn to_base64(&self) -> String {
-        STANDARD.encode(self.0)
+        STANDARD.encode(self.bytes)
     }
 
     pub(crate) fn cipher(&self) -> XChaCha20Poly1305 {
-        XChaCha20Poly1305::new(&self.0.into())
+        XChaCha20Poly1305::new(&self.bytes.into())
     }
 }
 
@@ -82,7 +87,7 @@ impl FromStr for Key {
             .as_slice()
             .try_into()
             .map_err(|_| KeyError::Length(bytes.len()))?;
-        Ok(Key(bytes))
+        Ok(Key::from_bytes(bytes))
     }
 }
 
