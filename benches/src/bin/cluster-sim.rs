@@ -363,6 +363,7 @@ impl Sim {
         let end = self.now + d;
         while self.step(end) {}
         self.now = end;
+        eprintln!("  simulated {:.0} s", self.now.as_secs_f64());
     }
 
     fn kill(&mut self, victim: usize) {
@@ -460,7 +461,13 @@ fn main() {
             schedule,
             live: vec![true; nodes],
             peers: peers_of(i, &vec![true; nodes]),
-            last_write: HashMap::new(),
+            // its own records in `state` were written at `base`
+            last_write: owners
+                .iter()
+                .enumerate()
+                .filter(|(_, owner)| **owner == name(i))
+                .map(|(o, _)| (o, base))
+                .collect(),
         };
         if i == 0 {
             let c = region.change();
