@@ -83,8 +83,15 @@ pub struct Ownership {
     config: OwnershipConfig,
     live: HashSet<String>,
     generation: u64,
+    /// The members that joined (`true`) or left (`false`) the live view at
+    /// each recent generation, oldest first: a cached rank is brought up
+    /// to date from these in O(changes) instead of O(members).
+    changes: std::collections::VecDeque<(u64, Vec<(String, bool)>)>,
     watches: HashMap<String, Watch>,
 }
+
+/// Generations of view changes kept for incremental rank updates.
+const CHANGE_LOG: usize = 64;
 
 impl Ownership {
     /// Ownership for agent `me`, which sees only itself so far.
@@ -95,6 +102,7 @@ impl Ownership {
             me,
             config,
             generation: 0,
+            changes: std::collections::VecDeque::new(),
             watches: HashMap::new(),
         }
     }
@@ -109,8 +117,17 @@ impl Ownership {
         let mut live: HashSet<String> = members.into_iter().collect();
         live.insert(self.me.clone());
         if live != self.live {
+            let mut diff: Vec<(String, bool)> = live
+                .difference(&self.live)
+                .map(|n| (n.clone(), true))
+                .collect();
+            diff.extend(self.live.difference(&live).map(|n| (n.clone(), false)));
             self.live = live;
             self.generation += 1;
+            self.changes.push_back((self.generation, diff));
+            if self.changes.len() > CHANGE_LOG {
+                self.changes.pop_front();
+            }
         }
     }
 
@@ -154,13 +171,29 @@ impl Ownership {
             Some((g, r)) if g == generation => r,
             previous => {
                 let mine = (watch.my_weight, std::cmp::Reverse(me));
-                let r = live
-                    .iter()
-                    .filter(|n| n.as_str() != me)
-                    .filter(|n| {
-                        (rendezvous::weight(n, origin), std::cmp::Reverse(n.as_str())) > mine
+                let above = |n: &str| (rendezvous::weight(n, origin), std::cmp::Reverse(n)) > mine;
+                // From the change log if it reaches back to the cached
+                // generation, else by counting every live member.
+                let incremental = previous.and_then(|(g, r)| {
+                    let first = self.changes.front()?.0;
+                    (g + 1 >= first).then(|| {
+                        let mut r = r as isize;
+                        for (_, diff) in self.changes.iter().filter(|(cg, _)| *cg > g) {
+                            for (n, joined) in diff {
+                                if n != me && above(n) {
+                                    r += if *joined { 1 } else { -1 };
+                                }
+                            }
+                        }
+                        r.max(0) as usize
                     })
-                    .count();
+                });
+                let r = incremental.unwrap_or_else(|| {
+                    live.iter()
+                        .filter(|n| n.as_str() != me)
+                        .filter(|n| above(n))
+                        .count()
+                });
                 if previous.is_some() {
                     // The live view changed: higher-ranked agents (new ones,
                     // maybe) get a full wait before we take over.
@@ -305,6 +338,54 @@ mod tests {
             second.decide("o", t + Duration::from_secs(1)),
             Decision::StandBy { rank: 1 }
         );
+    }
+
+    #[test]
+    fn ranks_kept_up_to_date_incrementally_equal_a_full_recount() {
+        let t = Instant::now();
+        let all: Vec<String> = (0..20).map(|i| format!("n{i}")).collect();
+        let mut incremental = Ownership::new("n0", CONFIG);
+        incremental.set_live(all.clone());
+        let origins: Vec<String> = (0..50).map(|i| format!("o{i}")).collect();
+        for o in &origins {
+            incremental.decide(o, t);
+        }
+        // a deterministic walk of joins and leaves, some rounds skipped by
+        // some origins, and one gap longer than the change log
+        let mut x = 7u64;
+        for round in 0..(CHANGE_LOG as u64 + 40) {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let live: Vec<String> = all
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| (x >> (i + 3)) & 3 != 0)
+                .map(|(_, n)| n.clone())
+                .collect();
+            incremental.set_live(live.clone());
+            let mut fresh = Ownership::new("n0", CONFIG);
+            fresh.set_live(live);
+            for (i, o) in origins.iter().enumerate() {
+                // o0..o9 sit out more generations than the log keeps
+                let due = if i < 10 {
+                    round > CHANGE_LOG as u64 + 30
+                } else {
+                    (round + i as u64) % 3 == 0
+                };
+                if due {
+                    let rank = |d: Decision| match d {
+                        Decision::Own => 0,
+                        Decision::TakeOver { rank } | Decision::StandBy { rank } => rank,
+                    };
+                    assert_eq!(
+                        rank(incremental.decide(o, t)),
+                        rank(fresh.decide(o, t)),
+                        "round {round}, {o}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

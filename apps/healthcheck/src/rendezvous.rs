@@ -14,13 +14,29 @@ const TAG: &[u8] = b"vantage-rendezvous-v1";
 
 /// The weight of `node` for `origin`.
 pub fn weight(node: &str, origin: &str) -> u64 {
-    let mut buf = Vec::with_capacity(TAG.len() + 8 + node.len() + origin.len());
-    buf.extend_from_slice(TAG);
-    for part in [node, origin] {
-        buf.extend_from_slice(&(part.len() as u32).to_le_bytes());
-        buf.extend_from_slice(part.as_bytes());
+    let len = TAG.len() + 8 + node.len() + origin.len();
+    // Names are short: hash from the stack (this runs for every origin and
+    // member on every view change).
+    let mut stack = [0u8; 256];
+    let mut heap = Vec::new();
+    let buf: &mut [u8] = if len <= stack.len() {
+        &mut stack[..len]
+    } else {
+        heap.resize(len, 0);
+        &mut heap
+    };
+    let mut at = 0;
+    for part in [
+        TAG,
+        &(node.len() as u32).to_le_bytes(),
+        node.as_bytes(),
+        &(origin.len() as u32).to_le_bytes(),
+        origin.as_bytes(),
+    ] {
+        buf[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
     }
-    xxh3_64(&buf)
+    xxh3_64(buf)
 }
 
 /// Whether `a` ranks above `b` for `origin`.
