@@ -371,7 +371,7 @@ mod tests {
                 let due = if i < 10 {
                     round > CHANGE_LOG as u64 + 30
                 } else {
-                    (round + i as u64) % 3 == 0
+                    (round + i as u64).is_multiple_of(3)
                 };
                 if due {
                     let rank = |d: Decision| match d {
