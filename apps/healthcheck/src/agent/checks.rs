@@ -90,7 +90,12 @@ pub(super) async fn run(
             event = sync_events.recv() => match event {
                 Ok(Event::Changed { replica }) if replica == HEALTH => l.observe_health(),
                 Ok(Event::Changed { replica }) if replica == ORIGINS => {
-                    l.sync_registry();
+                    let keys = l
+                        .shared
+                        .node
+                        .take_changes::<Registry>(ORIGINS)
+                        .unwrap_or_default();
+                    l.sync_keys(keys);
                     l.shared.persist_later();
                 }
                 Ok(_) => {}
@@ -101,7 +106,12 @@ pub(super) async fn run(
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
-            () = l.shared.registry_changed.notified() => l.sync_registry(),
+            () = l.shared.registry_changed.notified() => {
+                let keys = std::mem::take(
+                    &mut *l.shared.registry_dirty.lock().unwrap_or_else(|p| p.into_inner()),
+                );
+                l.sync_keys(keys);
+            }
         }
         l.run_due();
     }
@@ -184,6 +194,38 @@ impl Loop {
                     now,
                 );
                 self.schedule.add(id, at);
+            }
+        }
+    }
+
+    /// Brings the schedule up to date for the origins `keys` only (a
+    /// registry change): O(changes), not O(origins).
+    fn sync_keys(&mut self, keys: Vec<String>) {
+        let now = Instant::now();
+        for id in keys {
+            let interval = self
+                .shared
+                .node
+                .read::<Registry, _>(ORIGINS, |m| m.get(&id).map(|r| r.spec.interval_ms))
+                .ok()
+                .flatten();
+            match interval {
+                Some(interval_ms) => {
+                    if self.known.insert(id.clone()) {
+                        let at = first_due(
+                            self.shared.me(),
+                            &id,
+                            Duration::from_millis(interval_ms),
+                            now,
+                        );
+                        self.schedule.add(&id, at);
+                    }
+                }
+                None => {
+                    if self.known.contains(&id) {
+                        self.forget(&id);
+                    }
+                }
             }
         }
     }

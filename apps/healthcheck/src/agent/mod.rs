@@ -117,6 +117,10 @@ pub struct Shared {
     pub started: Instant,
     /// Woken when the registry changes locally (the check loop re-reads it).
     pub registry_changed: Notify,
+    /// Ids changed locally since the check loop last looked.
+    pub(crate) registry_dirty: std::sync::Mutex<Vec<String>>,
+    /// The API's cached origins list.
+    pub list: crate::api::ListSlot,
     persist: mpsc::Sender<persist::Request>,
     shutdown: CancellationToken,
     /// The cluster keys, if a key file is configured.
@@ -169,7 +173,7 @@ impl Shared {
                 created
             })
             .map_err(|e| PersistError::Internal(e.to_string()))?;
-        self.registry_changed.notify_one();
+        self.local_registry_change(id);
         self.persist_now(id).await?;
         Ok(created)
     }
@@ -184,10 +188,21 @@ impl Shared {
             .write::<Registry, _>(ORIGINS, |m| m.remove(&id.to_owned()).is_some())
             .map_err(|e| PersistError::Internal(e.to_string()))?;
         if removed {
-            self.registry_changed.notify_one();
+            self.local_registry_change(id);
             self.persist_now(id).await?;
         }
         Ok(removed)
+    }
+
+    fn local_registry_change(&self, id: &str) {
+        self.list
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.registry_dirty
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(id.to_owned());
+        self.registry_changed.notify_one();
     }
 
     /// The registered origins, ascending by id.
@@ -380,6 +395,8 @@ impl Agent {
             generation,
             started: Instant::now(),
             registry_changed: Notify::new(),
+            registry_dirty: std::sync::Mutex::new(Vec::new()),
+            list: crate::api::ListSlot::default(),
             persist: persist_tx,
             shutdown: shutdown.clone(),
             keyring,
