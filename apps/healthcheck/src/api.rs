@@ -16,10 +16,11 @@
 //! fault). A registry change is persisted before the answer.
 //!
 //! `GET /v1/origins` is served from a cached body (and its gzip form, for
-//! clients that accept it) rebuilt at most every [`LIST_MAX_AGE`] and
-//! after every registry change made through this agent, so this agent's
-//! own writes are always in the next answer; changes replicated from
-//! other agents and new check results appear within `LIST_MAX_AGE`. At
+//! clients that accept it), rebuilt when older than [`LIST_MAX_AGE`] or
+//! after a registry change made through this agent, but at most every
+//! [`LIST_MIN_REBUILD`] (a request waits out the rest): this agent's own
+//! writes are always in the next answer; changes replicated from other
+//! agents and new check results appear within `LIST_MAX_AGE`. At
 //! 10k origins the body is ~3.5 MB and takes ~30 ms of CPU to build: one
 //! build serves every request in its window.
 
@@ -49,6 +50,9 @@ const MAX_BODY: usize = 64 * 1024;
 
 /// How stale a cached `GET /v1/origins` answer may be (see the module docs).
 pub const LIST_MAX_AGE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The shortest time between two builds of the `GET /v1/origins` answer.
+pub const LIST_MIN_REBUILD: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The cached `GET /v1/origins` answer.
 pub(crate) struct ListCache {
@@ -141,13 +145,25 @@ async fn list(State(shared): State<Arc<Shared>>, headers: axum::http::HeaderMap)
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
     let slot = &shared.list;
-    let generation = slot.generation.load(Ordering::Acquire);
+    // The answer must hold every write made through this agent before this
+    // request arrived: a build that started after them.
+    let arrived = slot.generation.load(Ordering::Acquire);
     // One build at a time; waiting requests get the fresh one.
     let mut cache = slot.cache.lock().await;
+    let mut generation = arrived;
     let fresh = cache
         .as_ref()
-        .is_some_and(|c| c.generation == generation && c.built.elapsed() < LIST_MAX_AGE);
+        .is_some_and(|c| c.generation >= arrived && c.built.elapsed() < LIST_MAX_AGE);
     if !fresh {
+        // Under a stream of local writes, build at most every
+        // LIST_MIN_REBUILD: this request waits out the rest of it (and
+        // still sees every write made before it arrived).
+        if let Some(age) = cache.as_ref().map(|c| c.built.elapsed())
+            && age < LIST_MIN_REBUILD
+        {
+            tokio::time::sleep(LIST_MIN_REBUILD - age).await;
+            generation = slot.generation.load(Ordering::Acquire);
+        }
         let view = build_list(&shared);
         match serde_json::to_vec(&view) {
             Ok(json) => {
