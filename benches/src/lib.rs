@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod procs;
+
 use crdt::{ActorId, CausalContext, DeltaCrdt, ORMap, Sibling};
 
 /// The map type the benches use: `u64` keys and values.

@@ -36,7 +36,7 @@
 use std::{
     collections::BTreeMap,
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -44,6 +44,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use benches::procs::{Agents, arg, json, percentile};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
@@ -54,15 +55,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Check interval of the registered origins.
 const CHECK_INTERVAL_MS: u64 = 30_000;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn str_arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -72,40 +64,8 @@ fn str_arg(name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
-}
-
-struct Agents {
-    children: Vec<Child>,
-    dir: PathBuf,
-}
-
-impl Drop for Agents {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            // SIGINT: a graceful leave
-            let _ = Command::new("kill")
-                .arg("-INT")
-                .arg(c.id().to_string())
-                .status();
-        }
-        for c in &mut self.children {
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn api(i: usize) -> String {
     format!("http://127.0.0.1:{}", 17600 + i)
-}
-
-async fn json(http: &reqwest::Client, url: &str) -> Option<Value> {
-    http.get(url).send().await.ok()?.json().await.ok()
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`, 100 if unknown).
