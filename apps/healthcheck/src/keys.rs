@@ -39,6 +39,10 @@ pub enum KeyFileError {
         #[source]
         source: seal::KeyError,
     },
+    /// The agent has no `key_file` configured (its traffic is plaintext);
+    /// a key cannot be added to a running plaintext cluster.
+    #[error("no key_file is configured: cluster traffic is plaintext")]
+    NotConfigured,
     /// No key in the file.
     #[error("{path}: no key (one base64 key per line; `healthcheck keygen` makes one)")]
     Empty {

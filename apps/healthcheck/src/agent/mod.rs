@@ -140,9 +140,7 @@ impl Shared {
         &self,
     ) -> Result<(seal::KeyId, Vec<seal::KeyId>), crate::keys::KeyFileError> {
         let (Some(path), Some(keyring)) = (&self.config.key_file, &self.keyring) else {
-            return Err(crate::keys::KeyFileError::Empty {
-                path: "(no key_file configured)".into(),
-            });
+            return Err(crate::keys::KeyFileError::NotConfigured);
         };
         let file = crate::keys::KeyFile::read(path)?;
         Ok(file.apply(keyring))
