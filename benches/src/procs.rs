@@ -55,3 +55,29 @@ impl Drop for Agents {
 pub async fn json(http: &reqwest::Client, url: &str) -> Option<Value> {
     http.get(url).send().await.ok()?.json().await.ok()
 }
+
+/// Polls each API in `apis` (`/v1/node`) until every agent reports
+/// `apis.len()` alive members; panics after 60 s. Returns the time taken.
+pub async fn wait_for_one_view(http: &reqwest::Client, apis: &[String]) -> std::time::Duration {
+    let n = apis.len();
+    let t = std::time::Instant::now();
+    loop {
+        let mut ready = 0;
+        for api in apis {
+            let alive = json(http, &format!("{api}/v1/node"))
+                .await
+                .and_then(|v| v["members_alive"].as_u64());
+            if alive == Some(n as u64) {
+                ready += 1;
+            }
+        }
+        if ready == n {
+            return t.elapsed();
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(60),
+            "only {ready} of {n} agents up and in one view"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use benches::procs::{Agents, arg, json, percentile};
+use benches::procs::{Agents, arg, json, percentile, wait_for_one_view};
 use serde_json::{Value, json};
 
 fn api(i: usize) -> String {
@@ -80,29 +80,11 @@ async fn main() {
         .pool_max_idle_per_host(64)
         .build()
         .expect("client");
-    let t = Instant::now();
-    loop {
-        let mut ready = 0;
-        for i in 0..n {
-            let alive = json(&http, &format!("{}/v1/node", api(i)))
-                .await
-                .and_then(|v| v["members_alive"].as_u64());
-            if alive == Some(n as u64) {
-                ready += 1;
-            }
-        }
-        if ready == n {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "only {ready} of {n} agents see all members"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let apis: Vec<String> = (0..n).map(api).collect();
+    let formed = wait_for_one_view(&http, &apis).await;
     println!(
         "{n} agents formed one view in {:.1} s",
-        t.elapsed().as_secs_f64()
+        formed.as_secs_f64()
     );
 
     // Register the origins, spread over the agents' APIs, 32 at a time.
