@@ -33,7 +33,7 @@ use crate::{
     record::HealthRecord,
     registry::{HEALTH, HealthMap, ORIGINS, Registered, Registry, now_ms},
     spec::OriginSpec,
-    store::{Store, StoreError, actor_id},
+    store::{Store, StoreError},
 };
 
 /// Why an agent could not start.
@@ -297,7 +297,10 @@ impl Agent {
         };
         let store = Store::open(&config.data_dir)?;
         let generation = store.next_generation()?;
-        let actor = actor_id(&config.node, generation);
+        // A fresh random actor per start: it cannot repeat, whatever
+        // happens to the data dir (a generation kept only in the data dir
+        // repeated after the dir was lost, and reused dots).
+        let actor = ActorId(rand::random());
         let mut registry = Registry::new(actor);
         if let Some(state) = store.load_registry()? {
             registry.join_delta(state);
