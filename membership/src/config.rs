@@ -129,7 +129,9 @@ pub struct MembershipConfig {
     /// Expected cluster size when starting; the timing is rescaled as the
     /// cluster grows or shrinks.
     pub initial_cluster_size: usize,
-    /// Largest datagram sent or accepted (foca's `max_packet_size`).
+    /// Largest datagram sent or accepted. foca's `max_packet_size` is this
+    /// less the framing: [`seal::DATAGRAM_OVERHEAD`] with a keyring,
+    /// [`PLAINTEXT_OVERHEAD`](crate::PLAINTEXT_OVERHEAD) without.
     pub max_datagram: usize,
     /// Seed of the core's RNG; `None` takes one from the OS.
     pub seed: Option<u64>,
@@ -144,8 +146,13 @@ pub struct MembershipConfig {
     /// counted in [`Membership::rejections`](crate::Membership::rejections).
     /// Sealing takes [`seal::DATAGRAM_OVERHEAD`] bytes of `max_datagram`.
     pub keyring: Option<seal::Keyring>,
-    /// The cluster name, bound into every sealed datagram (only used with a
-    /// keyring).
+    /// The cluster name: bound into every sealed datagram with a keyring;
+    /// without one, its [`ClusterTag`](crate::ClusterTag) heads every
+    /// plaintext datagram. Either way a datagram of another cluster is
+    /// dropped before foca sees it and counted in
+    /// [`Membership::rejections`](crate::Membership::rejections)
+    /// (`forged` with a keyring, `wrong_cluster` without), so nodes of two
+    /// clusters sharing seeds never join each other.
     pub cluster: String,
     /// With a keyring: accepted distance between a datagram's timestamp and
     /// this node's clock (clocks must agree to within it).

@@ -50,6 +50,12 @@ pub struct MemberInfo {
     pub sync_addr: SocketAddr,
     /// Alive, suspect or down.
     pub state: MemberState,
+    /// Its identity's [`bump`](MemberId::bump): higher means a later start
+    /// (the start time in milliseconds by default) or a later renewal. Of
+    /// two live members with the same name, the lower bump is the one that
+    /// was running first (see [`MembershipCore::distinct_members`]). Not
+    /// foca's SWIM incarnation, which only refutes suspicions.
+    pub bump: u64,
 }
 
 impl MemberInfo {
@@ -59,8 +65,35 @@ impl MemberInfo {
             gossip_addr: id.gossip,
             sync_addr: id.sync,
             state,
+            bump: id.bump,
         }
     }
+}
+
+/// The live `members` one per node name, `own` (this node's name) left
+/// out, in the order given. Of several live members with one name the one
+/// with the lowest `(bump, gossip_addr)` is kept: the earliest start, and
+/// the lower gossip address if bumps tie, so every node keeps the same one.
+pub(crate) fn distinct_by_name<'a>(
+    members: impl Iterator<Item = &'a MemberInfo> + Clone,
+    own: &str,
+) -> Vec<MemberInfo> {
+    let mut first: BTreeMap<&str, (u64, SocketAddr)> = BTreeMap::new();
+    for m in members.clone().filter(|m| m.state != MemberState::Down) {
+        let key = (m.bump, m.gossip_addr);
+        first
+            .entry(m.id.as_str())
+            .and_modify(|k| *k = (*k).min(key))
+            .or_insert(key);
+    }
+    members
+        .filter(|m| {
+            m.id != own
+                && m.state != MemberState::Down
+                && first.get(m.id.as_str()) == Some(&(m.bump, m.gossip_addr))
+        })
+        .cloned()
+        .collect()
 }
 
 /// A change in who is alive.
@@ -75,6 +108,11 @@ pub enum MembershipEvent {
     Suspect(MemberInfo),
     /// A member was declared down or left.
     Down(MemberInfo),
+    /// Another live member has this node's own name, at another gossip
+    /// address (see [`MembershipCore::name_conflicts`]). Raised once when
+    /// it appears (again if it reappears after being declared down), after
+    /// its `Up`.
+    NameConflict(MemberInfo),
 }
 
 /// Counters of the core (monotonic).
@@ -117,6 +155,11 @@ impl Ord for Scheduled {
 
 type Swim = Foca<MemberId, PostcardCodec, ChaCha8Rng, NoCustomBroadcast>;
 
+/// Whether live member `m` carries `me`'s name under another identity.
+fn is_name_conflict(me: &MemberId, m: &MemberInfo) -> bool {
+    m.id == me.node && m.gossip_addr != me.gossip && m.state != MemberState::Down
+}
+
 /// The sans-IO membership core of one node. See the module docs.
 pub struct MembershipCore {
     foca: Swim,
@@ -133,6 +176,8 @@ pub struct MembershipCore {
     events: VecDeque<MembershipEvent>,
     /// Live members (alive or suspect) by gossip address.
     view: BTreeMap<SocketAddr, MemberInfo>,
+    /// Incremented whenever `view` is rebuilt.
+    view_generation: u64,
     left: bool,
     metrics: CoreMetrics,
 }
@@ -175,6 +220,7 @@ impl MembershipCore {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             view: BTreeMap::new(),
+            view_generation: 0,
             left: false,
             metrics: CoreMetrics::default(),
         }
@@ -307,9 +353,55 @@ impl MembershipCore {
     }
 
     /// Live members (alive or suspect), other than this node, by gossip
-    /// address.
+    /// address. Every live identity is listed: two members with the same
+    /// name at different gossip addresses (a duplicate, or a node restarted
+    /// at a new address before its old identity is declared down) are both
+    /// here; [`distinct_members`](Self::distinct_members) keeps one.
     pub fn members(&self) -> impl Iterator<Item = &MemberInfo> + '_ {
         self.view.values()
+    }
+
+    /// The live members, one per node name, members with this node's own
+    /// name left out (they are [`name_conflicts`](Self::name_conflicts)),
+    /// ordered by gossip address.
+    ///
+    /// Of several live identities with one name, the one with the lowest
+    /// bump is kept, the gossip address breaking ties, so every node keeps
+    /// the same one: the member that was running first keeps its place (and
+    /// what the app gave it, e.g. its origins) and a newcomer with a name
+    /// already alive is not a peer. The newcomer is expected to see the
+    /// conflict and refuse to start; the app does that, not this crate. A
+    /// node restarted at a new address is listed at its old identity until
+    /// that one is declared down.
+    pub fn distinct_members(&self) -> Vec<MemberInfo> {
+        distinct_by_name(self.view.values(), &self.foca.identity().node)
+    }
+
+    /// The live members (alive or suspect) whose node name is this node's
+    /// own but whose identity is not ours (another gossip address), by
+    /// gossip address; empty while names are unique. Each is raised once as
+    /// [`MembershipEvent::NameConflict`].
+    ///
+    /// foca tells identities apart by gossip address, so a second node
+    /// started under a live member's name at another address joins as a
+    /// member of its own. The later of the two has the higher
+    /// [`bump`](MemberInfo::bump): if this node's bump is higher than a
+    /// conflict's, this node is the newcomer. A node restarted at a new
+    /// address sees its own previous identity here until that one is
+    /// declared down.
+    pub fn name_conflicts(&self) -> Vec<MemberInfo> {
+        let me = self.foca.identity();
+        self.view
+            .values()
+            .filter(|m| is_name_conflict(me, m))
+            .cloned()
+            .collect()
+    }
+
+    /// Changes whenever the live view changes (a new member, a new state, a
+    /// renewed identity), so a driver knows when to copy it.
+    pub(crate) fn view_generation(&self) -> u64 {
+        self.view_generation
     }
 
     /// Every member foca knows of, down ones included (for status pages).
@@ -402,7 +494,10 @@ impl MembershipCore {
                     MemberState::Alive
                 };
                 self.view.get(&m.id().gossip).is_some_and(|v| {
-                    v.state == state && v.id == m.id().node && v.sync_addr == m.id().sync
+                    v.state == state
+                        && v.id == m.id().node
+                        && v.sync_addr == m.id().sync
+                        && v.bump == m.id().bump
                 })
             });
         if unchanged {
@@ -420,8 +515,10 @@ impl MembershipCore {
                 (m.id().gossip, MemberInfo::new(m.id(), state))
             })
             .collect();
+        let me = self.foca.identity();
         for (addr, now) in &view {
-            match (self.view.get(addr).map(|m| m.state), now.state) {
+            let before = self.view.get(addr);
+            match (before.map(|m| m.state), now.state) {
                 (Some(MemberState::Alive), MemberState::Suspect) => {
                     self.events.push_back(MembershipEvent::Suspect(now.clone()));
                 }
@@ -430,8 +527,13 @@ impl MembershipCore {
                 }
                 _ => {}
             }
+            if is_name_conflict(me, now) && !before.is_some_and(|b| is_name_conflict(me, b)) {
+                self.events
+                    .push_back(MembershipEvent::NameConflict(now.clone()));
+            }
         }
         self.view = view;
+        self.view_generation += 1;
     }
 
     /// Recomputes the preset for the current size when it has doubled or
@@ -525,5 +627,153 @@ mod tests {
             "only the right-sized one reached foca"
         );
         assert_eq!(core.members().count(), 0);
+    }
+
+    fn info(name: &str, port: u16, bump: u64, state: MemberState) -> MemberInfo {
+        MemberInfo {
+            id: name.into(),
+            gossip_addr: SocketAddr::from(([10, 0, 0, 1], port)),
+            sync_addr: SocketAddr::from(([10, 0, 0, 2], port)),
+            state,
+            bump,
+        }
+    }
+
+    #[test]
+    fn distinct_members_keep_the_lowest_bump_then_the_lowest_address_per_name() {
+        let members = [
+            info("b", 4, 30, MemberState::Alive),
+            info("a", 1, 20, MemberState::Alive),
+            info("a", 2, 10, MemberState::Suspect),
+            info("b", 3, 30, MemberState::Alive),
+            info("c", 5, 1, MemberState::Down),
+            info("c", 6, 2, MemberState::Alive),
+            info("me", 7, 1, MemberState::Alive),
+        ];
+        let kept = |members: &[MemberInfo]| -> Vec<(String, u16)> {
+            distinct_by_name(members.iter(), "me")
+                .into_iter()
+                .map(|m| (m.id, m.gossip_addr.port()))
+                .collect()
+        };
+        let expected = vec![("a".into(), 2), ("b".into(), 3), ("c".into(), 6)];
+        let mut sorted = kept(&members);
+        sorted.sort();
+        assert_eq!(sorted, expected);
+        // the same whatever the order of the input
+        let mut reversed = members.to_vec();
+        reversed.reverse();
+        let mut again = kept(&reversed);
+        again.sort();
+        assert_eq!(again, expected);
+    }
+
+    /// Delivers every queued datagram between `cores` (by gossip address)
+    /// and fires their timers, `ticks` times 100 ms of simulated time.
+    fn run(cores: &mut [MembershipCore], now: &mut Instant, ticks: u32) {
+        for _ in 0..ticks {
+            *now += Duration::from_millis(100);
+            for core in cores.iter_mut() {
+                core.handle_timeout(*now);
+            }
+            for _ in 0..50 {
+                let mut queued = Vec::new();
+                for core in cores.iter_mut() {
+                    let from = core.identity().gossip;
+                    while let Some((to, data)) = core.poll_transmit() {
+                        queued.push((from, to, data));
+                    }
+                }
+                if queued.is_empty() {
+                    break;
+                }
+                for (from, to, data) in queued {
+                    if let Some(core) = cores.iter_mut().find(|c| c.identity().gossip == to) {
+                        let _ = core.handle_datagram(*now, from, &data);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_second_live_member_with_our_name_is_a_conflict_and_is_listed_once() {
+        let mut now = Instant::now();
+        let id = |name: &str, port: u16, bump: u64| MemberId {
+            node: name.into(),
+            gossip: SocketAddr::from(([10, 0, 0, 1], port)),
+            sync: SocketAddr::from(([10, 0, 0, 2], port)),
+            bump,
+        };
+        let seed = vec![id("seed", 1, 1).gossip];
+        let mut cores = vec![
+            MembershipCore::new(id("seed", 1, 1), Preset::Lan, 4, 1400, vec![], 1, now),
+            MembershipCore::new(
+                id("alpha", 2, 10),
+                Preset::Lan,
+                4,
+                1400,
+                seed.clone(),
+                2,
+                now,
+            ),
+            MembershipCore::new(
+                id("alpha", 3, 20),
+                Preset::Lan,
+                4,
+                1400,
+                seed.clone(),
+                3,
+                now,
+            ),
+            MembershipCore::new(id("seed2", 4, 99), Preset::Lan, 4, 1400, seed, 4, now),
+        ];
+        for _ in 0..100 {
+            if cores.iter().all(|c| c.members().count() == 3) {
+                break;
+            }
+            run(&mut cores, &mut now, 1);
+        }
+        assert!(cores.iter().all(|c| c.members().count() == 3), "control");
+        let conflicts = |c: &MembershipCore| -> Vec<u16> {
+            c.name_conflicts()
+                .iter()
+                .map(|m| m.gossip_addr.port())
+                .collect()
+        };
+        assert_eq!(conflicts(&cores[1]), vec![3], "the older sees the newcomer");
+        assert_eq!(conflicts(&cores[2]), vec![2], "the newcomer sees the older");
+        assert!(conflicts(&cores[0]).is_empty() && conflicts(&cores[3]).is_empty());
+        for observer in [&cores[0], &cores[3]] {
+            let alphas: Vec<MemberInfo> = observer
+                .distinct_members()
+                .into_iter()
+                .filter(|m| m.id == "alpha")
+                .collect();
+            assert_eq!(alphas.len(), 1);
+            assert_eq!((alphas[0].bump, alphas[0].sync_addr.port()), (10, 2));
+            assert_eq!(observer.members().filter(|m| m.id == "alpha").count(), 2);
+        }
+        assert!(
+            cores[1].distinct_members().iter().all(|m| m.id != "alpha"),
+            "our own name is never a peer"
+        );
+        // raised once each, however long they run together
+        run(&mut cores, &mut now, 50);
+        for (i, other) in [(1, 3u16), (2, 2)] {
+            let raised: Vec<u16> = std::iter::from_fn(|| cores[i].poll_event())
+                .filter_map(|e| match e {
+                    MembershipEvent::NameConflict(m) => Some(m.gossip_addr.port()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(raised, vec![other], "core {i}");
+        }
+        for i in [0, 3] {
+            assert!(
+                !std::iter::from_fn(|| cores[i].poll_event())
+                    .any(|e| matches!(e, MembershipEvent::NameConflict(_)))
+            );
+        }
     }
 }

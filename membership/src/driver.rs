@@ -1,6 +1,12 @@
 //! The tokio driver: one task owns the core, one task reads the UDP socket,
 //! and every input (datagrams, commands) reaches the owner over one channel;
 //! timers come from the core's deadline heap.
+//!
+//! Every datagram crosses the cluster boundary framed: sealed with the
+//! cluster key if there is one ([`seal::DatagramSealer`], which binds the
+//! cluster name), otherwise tagged with the cluster name ([`ClusterTag`]).
+//! The reader drops a datagram that does not open before the core sees it
+//! and counts why in [`Membership::rejections`].
 
 use std::{
     net::SocketAddr,
@@ -17,8 +23,8 @@ use tokio::{
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    CoreMetrics, MemberId, MemberInfo, MembershipConfig, MembershipCore, MembershipError,
-    MembershipEvent,
+    ClusterTag, CoreMetrics, MemberId, MemberInfo, MembershipConfig, MembershipCore,
+    MembershipError, MembershipEvent, PLAINTEXT_OVERHEAD,
 };
 
 /// What reaches the task that owns the core.
@@ -32,6 +38,9 @@ enum Input {
 struct View {
     identity: Option<MemberId>,
     members: Vec<MemberInfo>,
+    /// `members` one per name, our own name left out (the peers).
+    distinct: Vec<MemberInfo>,
+    conflicts: Vec<MemberInfo>,
     all: Vec<MemberInfo>,
     metrics: CoreMetrics,
     dropped_inputs: u64,
@@ -78,20 +87,20 @@ impl Membership {
             sync: config.sync_addr,
             bump,
         };
-        // Sealing takes its overhead out of foca's packet budget.
+        // Sealing or tagging takes its overhead out of foca's packet budget.
         let payload_budget = match &config.keyring {
             Some(_) => config.max_datagram.saturating_sub(seal::DATAGRAM_OVERHEAD),
-            None => config.max_datagram,
+            None => config.max_datagram.saturating_sub(PLAINTEXT_OVERHEAD),
         };
-        let sealer = |config: &MembershipConfig| {
-            config.keyring.as_ref().map(|k| {
-                DatagramSealer::new(
-                    k.clone(),
-                    &config.cluster,
-                    config.replay_window.as_millis() as u64,
-                    config.replay_capacity,
-                )
-            })
+        let tag = ClusterTag::new(&config.cluster);
+        let framing = |config: &MembershipConfig| match &config.keyring {
+            Some(k) => Framing::Sealed(DatagramSealer::new(
+                k.clone(),
+                &config.cluster,
+                config.replay_window.as_millis() as u64,
+                config.replay_capacity,
+            )),
+            None => Framing::Tagged(tag),
         };
         let rejections = Arc::new(Rejections::default());
         let core = MembershipCore::new(
@@ -116,7 +125,7 @@ impl Membership {
             inputs.clone(),
             config.max_datagram,
             Opener {
-                sealer: sealer(&config),
+                framing: framing(&config),
                 rejections: rejections.clone(),
             },
             view.clone(),
@@ -126,7 +135,7 @@ impl Membership {
             core,
             Sender {
                 socket,
-                sealer: sealer(&config),
+                framing: framing(&config),
             },
             rx,
             view.clone(),
@@ -145,8 +154,12 @@ impl Membership {
         })
     }
 
-    /// Datagrams refused because they did not open with the cluster key,
-    /// by reason (all zero without a keyring).
+    /// Datagrams refused at the cluster boundary, by reason, before the
+    /// core saw them: with a keyring, those that did not open with the
+    /// cluster key; without one, those tagged with another cluster's name
+    /// (`wrong_cluster`) or without the plaintext header (`malformed`: too
+    /// short, junk, sealed, or from a node that sends no header). Not in
+    /// [`metrics`](Membership::metrics)' `datagrams_rejected`.
     pub fn rejections(&self) -> RejectionCounts {
         self.rejections.snapshot()
     }
@@ -168,9 +181,29 @@ impl Membership {
         self.read(|v| v.identity.clone())
     }
 
-    /// The live members (alive or suspect), this node excluded.
+    /// The live members (alive or suspect), this node excluded. Every live
+    /// identity is listed, so a name can appear twice (see
+    /// [`MembershipCore::members`]); [`distinct_members`](Self::distinct_members)
+    /// keeps one per name.
     pub fn members(&self) -> Vec<MemberInfo> {
         self.read(|v| v.members.clone())
+    }
+
+    /// The live members, one per node name, this node's name left out; what
+    /// [`peers`](Self::peers) lists. Of two live members with one name the
+    /// one with the lower bump (the earlier start) is kept, every node
+    /// keeping the same one; see [`MembershipCore::distinct_members`].
+    pub fn distinct_members(&self) -> Vec<MemberInfo> {
+        self.read(|v| v.distinct.clone())
+    }
+
+    /// The live members that carry this node's own name at another gossip
+    /// address; empty while names are unique. Each is also raised once as
+    /// [`MembershipEvent::NameConflict`]. If this node's bump is higher than
+    /// a conflict's, this node is the newcomer and is expected to stop (the
+    /// app decides); see [`MembershipCore::name_conflicts`].
+    pub fn name_conflicts(&self) -> Vec<MemberInfo> {
+        self.read(|v| v.conflicts.clone())
     }
 
     /// Every member known, down ones included, this node excluded.
@@ -178,7 +211,7 @@ impl Membership {
         self.read(|v| v.all.clone())
     }
 
-    /// Up/Down events from now on.
+    /// Membership events (up, suspect, down, name conflict) from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<MembershipEvent> {
         self.events.subscribe()
     }
@@ -229,44 +262,49 @@ fn write_view(view: &RwLock<View>, f: impl FnOnce(&mut View)) {
     }
 }
 
-/// Opens sealed datagrams as they are read (if a key is configured).
+/// How datagrams cross the cluster boundary.
+enum Framing {
+    /// Sealed with the cluster key (binds the cluster name).
+    Sealed(DatagramSealer),
+    /// Plaintext behind the cluster name's tag.
+    Tagged(ClusterTag),
+}
+
+/// Opens datagrams as they are read.
 struct Opener {
-    sealer: Option<DatagramSealer>,
+    framing: Framing,
     rejections: Arc<Rejections>,
 }
 
-/// Seals datagrams as they are sent (if a key is configured).
+/// Frames datagrams as they are sent.
 struct Sender {
     socket: Arc<UdpSocket>,
-    sealer: Option<DatagramSealer>,
+    framing: Framing,
 }
 
 impl Sender {
     async fn send(&self, to: SocketAddr, data: &[u8]) {
-        let sealed;
-        let data = match &self.sealer {
-            None => data,
-            Some(sealer) => match sealer.seal(unix_ms(), data) {
-                Ok(s) => {
-                    sealed = s;
-                    &sealed
-                }
+        let datagram = match &self.framing {
+            Framing::Tagged(tag) => tag.tag_datagram(data),
+            Framing::Sealed(sealer) => match sealer.seal(unix_ms(), data) {
+                Ok(sealed) => sealed,
                 Err(e) => {
                     tracing::warn!(%to, error = %e, "cannot seal a datagram");
                     return;
                 }
             },
         };
-        if let Err(e) = self.socket.send_to(data, to).await {
+        if let Err(e) = self.socket.send_to(&datagram, to).await {
             tracing::debug!(%to, error = %e, "send_to failed");
         }
     }
 }
 
 /// Reads datagrams into the owner's channel. A datagram larger than the
-/// maximum arrives truncated to `max + 1` bytes, so the core sees it is too
-/// big and drops it. With a key, a datagram that does not open is counted
-/// and dropped here.
+/// maximum arrives truncated to `max + 1` bytes: sealed, it does not open;
+/// tagged, its payload exceeds the core's budget by one byte, so the core
+/// drops it. A datagram that does not open (another key or cluster, no
+/// header, ...) is counted and dropped here.
 async fn read(
     socket: Arc<UdpSocket>,
     inputs: mpsc::Sender<Input>,
@@ -283,16 +321,19 @@ async fn read(
         };
         match received {
             Ok((n, from)) => {
-                let data = match &mut opener.sealer {
-                    None => Bytes::copy_from_slice(&buf[..n]),
-                    Some(sealer) => match sealer.open(unix_ms(), &buf[..n]) {
-                        Ok(plain) => Bytes::from(plain),
-                        Err(rejection) => {
-                            tracing::debug!(%from, %rejection, "dropped a datagram");
-                            opener.rejections.record(&rejection);
-                            continue;
-                        }
-                    },
+                let opened = match &mut opener.framing {
+                    Framing::Tagged(tag) => {
+                        tag.open_datagram(&buf[..n]).map(Bytes::copy_from_slice)
+                    }
+                    Framing::Sealed(sealer) => sealer.open(unix_ms(), &buf[..n]).map(Bytes::from),
+                };
+                let data = match opened {
+                    Ok(data) => data,
+                    Err(rejection) => {
+                        tracing::debug!(%from, %rejection, "dropped a datagram");
+                        opener.rejections.record(&rejection);
+                        continue;
+                    }
                 };
                 let datagram = Input::Datagram(from, data);
                 if inputs.try_send(datagram).is_err() {
@@ -316,8 +357,9 @@ async fn own(
     shutdown: CancellationToken,
 ) {
     core.handle_timeout(Instant::now());
+    let mut published = core.view_generation();
     loop {
-        flush(&mut core, &socket, &view, &events).await;
+        flush(&mut core, &socket, &view, &events, &mut published).await;
         let deadline = core.poll_timeout();
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -330,7 +372,7 @@ async fn own(
                 }
                 Some(Input::Leave(done)) => {
                     core.leave(Instant::now());
-                    flush(&mut core, &socket, &view, &events).await;
+                    flush(&mut core, &socket, &view, &events, &mut published).await;
                     let _ = done.send(());
                     return;
                 }
@@ -345,18 +387,19 @@ async fn own(
     }
 }
 
+/// Sends what the core produced, publishes its events, and copies its view
+/// into the handle's if it changed since generation `published`.
 async fn flush(
     core: &mut MembershipCore,
     socket: &Sender,
     view: &RwLock<View>,
     events: &broadcast::Sender<MembershipEvent>,
+    published: &mut u64,
 ) {
     while let Some((to, data)) = core.poll_transmit() {
         socket.send(to, &data).await;
     }
-    let mut any = false;
     while let Some(event) = core.poll_event() {
-        any = true;
         match &event {
             MembershipEvent::Up(m) => {
                 tracing::info!(member = %m.id, addr = %m.gossip_addr, "member up")
@@ -367,18 +410,36 @@ async fn flush(
             MembershipEvent::Suspect(m) => {
                 tracing::info!(member = %m.id, addr = %m.gossip_addr, "member suspected")
             }
+            MembershipEvent::NameConflict(m) => tracing::warn!(
+                node = %m.id,
+                ours = %core.identity().gossip,
+                theirs = %m.gossip_addr,
+                our_bump = core.identity().bump,
+                their_bump = m.bump,
+                "another live member has this node's name"
+            ),
         }
         let _ = events.send(event);
     }
     let metrics = core.metrics().clone();
-    let members: Option<(Vec<MemberInfo>, Vec<MemberInfo>)> =
-        any.then(|| (core.members().cloned().collect(), core.all_members()));
+    let changed = core.view_generation() != *published;
+    let members = changed.then(|| {
+        *published = core.view_generation();
+        (
+            core.members().cloned().collect(),
+            core.distinct_members(),
+            core.name_conflicts(),
+            core.all_members(),
+        )
+    });
     let identity = core.identity().clone();
     write_view(view, |v| {
         v.metrics = metrics;
         v.identity = Some(identity);
-        if let Some((members, all)) = members {
+        if let Some((members, distinct, conflicts, all)) = members {
             v.members = members;
+            v.distinct = distinct;
+            v.conflicts = conflicts;
             v.all = all;
         }
     });
@@ -396,7 +457,16 @@ mod peers {
     use super::View;
 
     /// The live members as a [`sync::PeerSource`]: each member's node name
-    /// and sync address.
+    /// and sync address, one per name (the
+    /// [`distinct_members`](super::Membership::distinct_members)).
+    ///
+    /// Of two live members with one name (a duplicate, or a node restarted
+    /// at a new address before its old identity is declared down) the one
+    /// with the lower bump, the earlier start, is the peer, and every node
+    /// picks the same one: the running member keeps its origins, and the
+    /// newcomer, which is expected to refuse to start (the app's job), is
+    /// never pulled from. A member with this node's own name is never a
+    /// peer: `sync` would take it for this node.
     #[derive(Clone)]
     pub struct MembershipPeers {
         pub(super) view: Arc<RwLock<View>>,
@@ -405,7 +475,7 @@ mod peers {
     impl PeerSource for MembershipPeers {
         fn members(&self) -> Vec<Peer> {
             let read = |v: &View| {
-                v.members
+                v.distinct
                     .iter()
                     .map(|m| Peer {
                         id: NodeId(m.id.clone()),

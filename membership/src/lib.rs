@@ -8,6 +8,14 @@
 //! ([`MembershipCore`]) and a thin tokio driver ([`Membership`]): one task
 //! owns the core, one UDP socket, inputs over a channel.
 //!
+//! One cluster, unique names: every datagram carries the cluster name,
+//! sealed with the cluster key or, without one, as a tag in a small
+//! plaintext header ([`ClusterTag`]), so a node configured with another
+//! `cluster` never joins. Two live members with one name are reported
+//! ([`Membership::name_conflicts`], [`MembershipEvent::NameConflict`]) and
+//! listed once as sync peers, the earlier start kept
+//! ([`Membership::distinct_members`]).
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), membership::MembershipError> {
 //! use membership::{Membership, MembershipConfig, Preset};
@@ -36,6 +44,7 @@ mod config;
 mod core;
 mod driver;
 mod error;
+mod frame;
 mod identity;
 
 pub use config::{MembershipConfig, Preset};
@@ -44,4 +53,5 @@ pub use driver::Membership;
 #[cfg(feature = "sync")]
 pub use driver::MembershipPeers;
 pub use error::MembershipError;
+pub use frame::{ClusterTag, PLAINTEXT_OVERHEAD};
 pub use identity::MemberId;

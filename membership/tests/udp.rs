@@ -5,7 +5,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use membership::{Membership, MembershipConfig, MembershipEvent, Preset};
+use membership::{ClusterTag, Membership, MembershipConfig, MembershipEvent, Preset};
 use sync::PeerSource;
 use tokio::net::UdpSocket;
 
@@ -109,7 +109,14 @@ async fn junk_and_oversize_datagrams_disturb_nothing() {
     let members = cluster(3).await;
     let target = members[0].local_addr();
     let before = members[0].members();
-    let rejected = members[0].metrics().datagrams_rejected;
+    // Refused by the core (tagged junk reaches foca) or before it, by the
+    // plaintext framing (untagged junk is malformed).
+    let refused = |m: &Membership| m.metrics().datagrams_rejected + m.rejections().total();
+    let rejected = refused(&members[0]);
+    let core_rejected = members[0].metrics().datagrams_rejected;
+    // the default cluster's tag, so that half of the junk gets past the
+    // framing and is thrown at foca itself
+    let tag = ClusterTag::new("vantage");
     let junk = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let mut state = 0x2545_f491_4f6c_dd1du64;
     for i in 0..200usize {
@@ -123,12 +130,23 @@ async fn junk_and_oversize_datagrams_disturb_nothing() {
                 state as u8
             })
             .collect();
+        let bytes = if i % 2 == 0 {
+            tag.tag_datagram(&bytes)
+        } else {
+            bytes
+        };
         junk.send_to(&bytes, target).await.expect("send");
     }
     until(&members[0], "the junk is counted", || {
-        members[0].metrics().datagrams_rejected >= rejected + 150
+        refused(&members[0]) >= rejected + 150
     })
     .await;
+    assert!(
+        members[0].metrics().datagrams_rejected > core_rejected
+            && members[0].rejections().malformed > 0,
+        "junk reached foca and junk was refused before it: {:?}",
+        members[0].rejections()
+    );
     assert_eq!(members[0].members().len(), before.len());
     // and the member still works: a new member can join through it
     let late = start("late", vec![target]).await;

@@ -353,6 +353,7 @@ impl SwimSim {
                     }
                     continue;
                 }
+                MembershipEvent::NameConflict(_) => continue,
             };
             if let Some(member) = self.index_of(addr) {
                 self.seen.push(Seen {

@@ -4,16 +4,27 @@ use thiserror::Error;
 
 use crate::KeyId;
 
-/// Why sealed input was refused. Each is counted in [`crate::Rejections`].
+/// Why input was refused at the cluster boundary: a sealed frame or
+/// datagram that does not open, or, in a cluster without a key, a
+/// plaintext datagram without this cluster's name tag. Each is counted in
+/// [`crate::Rejections`].
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
     /// Not sealed at all: plaintext, or another protocol.
     #[error("not sealed (plaintext, or a node without the cluster key)")]
     Plaintext,
-    /// Sealed, but the header is truncated or inconsistent (unknown
-    /// version, missing or unexpected session salt, an unbound frame).
-    #[error("malformed sealed header")]
+    /// The header is truncated or inconsistent: sealed with an unknown
+    /// version, a missing or unexpected session salt, an unbound frame; or,
+    /// in a cluster without a key, a datagram too short for the plaintext
+    /// header or without its magic and version (e.g. a sealed datagram, or
+    /// a node of a version that sends no header).
+    #[error("malformed header")]
     Malformed,
+    /// In a cluster without a key: a well-formed plaintext datagram tagged
+    /// with another cluster's name. (With a key, another cluster's datagram
+    /// does not authenticate: [`Rejection::Forged`].)
+    #[error("another cluster's datagram (cluster name tag differs)")]
+    WrongCluster,
     /// Sealed with a key this node does not have.
     #[error("sealed with unknown key {0}")]
     UnknownKey(KeyId),
@@ -35,6 +46,7 @@ impl Rejection {
         match self {
             Rejection::Plaintext => "plaintext",
             Rejection::Malformed => "malformed",
+            Rejection::WrongCluster => "wrong_cluster",
             Rejection::UnknownKey(_) => "unknown_key",
             Rejection::Forged => "forged",
             Rejection::Stale => "stale",

@@ -10,6 +10,7 @@ use crate::Rejection;
 pub struct Rejections {
     plaintext: AtomicU64,
     malformed: AtomicU64,
+    wrong_cluster: AtomicU64,
     unknown_key: AtomicU64,
     forged: AtomicU64,
     stale: AtomicU64,
@@ -23,6 +24,8 @@ pub struct RejectionCounts {
     pub plaintext: u64,
     /// [`Rejection::Malformed`].
     pub malformed: u64,
+    /// [`Rejection::WrongCluster`].
+    pub wrong_cluster: u64,
     /// [`Rejection::UnknownKey`].
     pub unknown_key: u64,
     /// [`Rejection::Forged`].
@@ -36,10 +39,11 @@ pub struct RejectionCounts {
 impl RejectionCounts {
     /// `(reason label, count)` for each kind, labels as
     /// [`Rejection::reason`].
-    pub fn by_reason(&self) -> [(&'static str, u64); 6] {
+    pub fn by_reason(&self) -> [(&'static str, u64); 7] {
         [
             ("plaintext", self.plaintext),
             ("malformed", self.malformed),
+            ("wrong_cluster", self.wrong_cluster),
             ("unknown_key", self.unknown_key),
             ("forged", self.forged),
             ("stale", self.stale),
@@ -59,6 +63,7 @@ impl Rejections {
         let counter = match rejection {
             Rejection::Plaintext => &self.plaintext,
             Rejection::Malformed => &self.malformed,
+            Rejection::WrongCluster => &self.wrong_cluster,
             Rejection::UnknownKey(_) => &self.unknown_key,
             Rejection::Forged => &self.forged,
             Rejection::Stale => &self.stale,
@@ -73,10 +78,48 @@ impl Rejections {
         RejectionCounts {
             plaintext: get(&self.plaintext),
             malformed: get(&self.malformed),
+            wrong_cluster: get(&self.wrong_cluster),
             unknown_key: get(&self.unknown_key),
             forged: get(&self.forged),
             stale: get(&self.stale),
             replayed: get(&self.replayed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::KeyId;
+
+    #[test]
+    fn every_rejection_is_counted_under_its_own_label() {
+        let all = [
+            Rejection::Plaintext,
+            Rejection::Malformed,
+            Rejection::WrongCluster,
+            Rejection::UnknownKey(KeyId(7)),
+            Rejection::Forged,
+            Rejection::Stale,
+            Rejection::Replayed,
+        ];
+        let counters = Rejections::default();
+        for (i, rejection) in all.iter().enumerate() {
+            for _ in 0..=i {
+                counters.record(rejection);
+            }
+        }
+        let counts = counters.snapshot();
+        assert_eq!(counts.by_reason().len(), all.len());
+        for (i, rejection) in all.iter().enumerate() {
+            let label = rejection.reason();
+            let n = counts
+                .by_reason()
+                .iter()
+                .find(|(l, _)| *l == label)
+                .map(|(_, n)| *n);
+            assert_eq!(n, Some(i as u64 + 1), "{label}");
+        }
+        assert_eq!(counts.total(), 28);
     }
 }

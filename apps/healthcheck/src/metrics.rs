@@ -159,7 +159,7 @@ pub fn render(shared: &Shared) -> Result<String, std::fmt::Error> {
     }
     registry.register(
         "cluster_key_rejected",
-        "Frames (sync) and datagrams (swim) refused by the cluster key, by reason",
+        "Frames (sync) and datagrams (swim) refused by the cluster key or the cluster name, by reason",
         rejected,
     );
     let keys: Gauge = Gauge::default();

@@ -107,6 +107,8 @@ pub struct Shared {
     membership: Mutex<Option<Membership>>,
     members_view: Arc<RwLock<Vec<MemberInfo>>>,
     gossip_addr: SocketAddr,
+    /// This agent's SWIM identity bump (its start time in ms).
+    bump: u64,
     /// Check counters.
     pub stats: Stats,
     /// This start's actor id (both maps).
@@ -247,6 +249,7 @@ impl Shared {
                 .sync_advertise
                 .unwrap_or_else(|| self.node.local_addr()),
             state: membership::MemberState::Alive,
+            bump: self.bump,
         }];
         match self.members_view.read() {
             Ok(v) => out.extend(v.iter().cloned()),
@@ -356,6 +359,7 @@ impl Agent {
         let gossip_addr = config
             .gossip_advertise
             .unwrap_or_else(|| membership.local_addr());
+        let bump = membership.identity().map_or(0, |id| id.bump);
         match peers.0.write() {
             Ok(mut g) => *g = Some(membership.peers()),
             Err(p) => *p.into_inner() = Some(membership.peers()),
@@ -391,6 +395,7 @@ impl Agent {
             membership: Mutex::new(Some(membership)),
             members_view,
             gossip_addr,
+            bump,
             stats: Stats::default(),
             actor,
             generation,
