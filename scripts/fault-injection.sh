@@ -773,8 +773,8 @@ fi
 
 # --- 5. full stop and restart -------------------------------------------------------
 before=$(registry_of 1)
-declare -A GEN=()
-for i in $(seq 1 $N); do GEN[$i]=$(node_field "$i" generation); done
+declare -A ACTOR=()
+for i in $(seq 1 $N); do ACTOR[$i]=$(node_field "$i" actor); done
 for i in $(seq 1 $N); do kill_agent "$i"; done
 log "stopped all agents (kill -9); restarting each cut off from the others"
 groups=()
@@ -789,14 +789,16 @@ for i in $(seq 1 $N); do
     continue
   fi
   cur=$(registry_of "$i")
-  gen=$(node_field "$i" generation)
+  actor=$(node_field "$i" actor)
   if [[ $cur != "$before" ]]; then
     bad=$((bad + 1))
     log "$(name "$i") restarted alone serves $(registry_ids "$i" | tr , ' ' | wc -w) origins, not the $ORIGINS_NOW registered"
   fi
-  if ! [[ $gen =~ ^[0-9]+$ && ${GEN[$i]} =~ ^[0-9]+$ ]] || ((gen <= GEN[$i])); then
+  # One actor per data dir: a restart (even after kill -9) keeps it, so
+  # causal contexts do not grow with restarts.
+  if ! [[ $actor =~ ^[0-9]+$ ]] || [[ $actor != "${ACTOR[$i]}" ]]; then
     bad=$((bad + 1))
-    log "$(name "$i") generation $gen after a restart from ${GEN[$i]}"
+    log "$(name "$i") actor $actor after a restart, was ${ACTOR[$i]}"
   fi
 done
 heal

@@ -10,6 +10,8 @@
 //!   your own) that resolves concurrent writes at read time.
 //! * [`DeltaCrdt`]: digest → `delta_since` → `join_delta`, the contract pull
 //!   anti-entropy (the `sync` crate) programs against.
+//! * [`Rows`]: a replica's state and answers as one row per key plus a head,
+//!   so that `sync` stores it key by key and sends large answers in pieces.
 //!
 //! # Example
 //!
@@ -54,6 +56,7 @@ mod dot;
 mod error;
 mod lattice;
 pub mod ormap;
+mod rows;
 mod tiebreak;
 mod version_vector;
 
@@ -63,5 +66,6 @@ pub use dot::{ActorId, Dot, MAX_COUNTER};
 pub use error::InvariantError;
 pub use lattice::{Lattice, Max, Min};
 pub use ormap::{Delta, ORMap, Sibling, Siblings};
+pub use rows::{KeyedRows, Rows};
 pub use tiebreak::{ActorOrder, Candidate, LastWriterWins, Tiebreak, Timestamped};
 pub use version_vector::{CausalOrder, VersionVector};

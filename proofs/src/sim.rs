@@ -88,11 +88,13 @@ enum Delivery {
         to: usize,
         message: Message,
     },
+    /// An answer: its messages in order (one stream, as over TCP: lost,
+    /// duplicated or delayed as a whole).
     Response {
         from: usize,
         to: usize,
         incarnation: u64,
-        message: Message,
+        messages: Vec<Message>,
     },
 }
 
@@ -364,16 +366,22 @@ impl Sim {
                 let view = self.view(to);
                 let from_id = self.nodes[from].id.clone();
                 let incarnation = self.nodes[from].incarnation;
-                let answer = self.nodes[to]
+                let messages = self.nodes[to]
                     .engine
                     .as_mut()
-                    .and_then(|e| e.handle_request(now, &from_id, message, &view));
-                if let Some(message) = answer {
+                    .map(|e| {
+                        e.handle_request(now, &from_id, message, &view)
+                            .into_messages()
+                    })
+                    .transpose()
+                    .expect("simulated answers encode")
+                    .unwrap_or_default();
+                if !messages.is_empty() {
                     self.send(Delivery::Response {
                         from: to,
                         to: from,
                         incarnation,
-                        message,
+                        messages,
                     });
                 }
                 self.drain(to);
@@ -382,7 +390,7 @@ impl Sim {
                 from,
                 to,
                 incarnation,
-                message,
+                messages,
             } => {
                 if !self.reachable(from, to) || self.nodes[to].incarnation != incarnation {
                     return;
@@ -391,9 +399,11 @@ impl Sim {
                 let from_id = self.nodes[from].id.clone();
                 if let Some(engine) = self.nodes[to].engine.as_mut() {
                     // A valid peer's answer always decodes.
-                    engine
-                        .handle_response(&from_id, message)
-                        .expect("simulated answers are well-formed");
+                    for message in messages {
+                        engine
+                            .handle_response(&from_id, message)
+                            .expect("simulated answers are well-formed");
+                    }
                 }
                 self.drain(to);
             }
@@ -422,12 +432,16 @@ impl Sim {
     }
 
     fn send(&mut self, delivery: Delivery) {
-        let (Delivery::Request { from, to, message }
-        | Delivery::Response {
-            from, to, message, ..
-        }) = &delivery;
-        if let Ok(body) = sync::encode_message(message) {
-            self.bytes += 4 + body.len() as u64;
+        let (from, to, messages) = match &delivery {
+            Delivery::Request { from, to, message } => (from, to, std::slice::from_ref(message)),
+            Delivery::Response {
+                from, to, messages, ..
+            } => (from, to, messages.as_slice()),
+        };
+        for message in messages {
+            if let Ok(body) = sync::encode_message(message) {
+                self.bytes += 4 + body.len() as u64;
+            }
         }
         if !self.reachable(*from, *to) || self.rng.random_bool(self.net.loss.clamp(0.0, 1.0)) {
             return;

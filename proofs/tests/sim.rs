@@ -42,6 +42,9 @@ fn chaos(seed: u64, trace: bool) -> Result<Run, String> {
         notify_fanout: 2,
         purge_interval: Duration::from_secs(5),
         request_timeout: Duration::from_secs(3),
+        // small, so that answers travel in chunks under chaos too
+        chunk_bytes: 128,
+        ..EngineConfig::default()
     };
     let net = NetConfig {
         latency_min: Duration::from_millis(1),

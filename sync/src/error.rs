@@ -59,8 +59,9 @@ pub enum SyncError {
     /// The replica registered under this name has another type.
     #[error("replica {0:?} has another type")]
     WrongType(String),
-    /// A `delta_since` answer could not be encoded; nothing was sent.
-    #[error("encoding an answer for {replica:?}: {source}")]
+    /// A `delta_since` answer, a row or a head could not be encoded;
+    /// nothing was sent or committed.
+    #[error("encoding replica {replica:?}")]
     Encode {
         /// The replica.
         replica: String,
@@ -68,18 +69,59 @@ pub enum SyncError {
         #[source]
         source: rmp_serde::encode::Error,
     },
-    /// A received answer could not be decoded; it was dropped and the
-    /// replica is unchanged.
-    #[error("decoding an answer for {replica:?}: {source}")]
+    /// A received answer could not be decoded or assembled; it was dropped
+    /// and the replica is unchanged.
+    #[error("decoding an answer for replica {replica:?}")]
     Decode {
         /// The replica.
         replica: String,
         /// Why.
         #[source]
-        source: rmp_serde::decode::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// The listener could not be bound, or another socket error.
-    #[error("i/o: {0}")]
+    /// A chunked answer grew past the limit; it was dropped and the replica
+    /// is unchanged.
+    #[error("an answer for replica {replica:?} reached {bytes} bytes, above the {max}-byte limit")]
+    AnswerTooLarge {
+        /// The replica.
+        replica: String,
+        /// Bytes received when it was dropped.
+        bytes: usize,
+        /// The limit (`EngineConfig::max_answer_bytes`).
+        max: usize,
+    },
+    /// What the store holds for a replica cannot be decoded or breaks an
+    /// invariant; nothing was registered.
+    #[error("restoring replica {replica:?} from the store: {reason}")]
+    Restore {
+        /// The replica.
+        replica: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The commit that held a write failed: the write stays applied in
+    /// memory and is retried with the next commit (flush again).
+    #[error("the commit holding the write failed")]
+    CommitFailed(#[source] std::sync::Arc<crate::storage::StorageError>),
+    /// The node is still verifying the actor it restored from its store
+    /// (see `Node::ready`); nothing was written.
+    #[error("not ready to write: verifying the restored actor with the peers")]
+    NotReady,
+    /// A replica's store failed; see the source. What was not committed
+    /// stays pending and is retried.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    /// The listener could not be bound to this address.
+    #[error("binding the sync listener to {addr}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A socket error.
+    #[error("i/o")]
     Io(#[from] io::Error),
     /// A frame could not be read or written.
     #[error(transparent)]
@@ -93,4 +135,19 @@ pub enum SyncError {
     /// A read or write did not complete in time.
     #[error("timed out")]
     Timeout,
+    /// The node is shutting down.
+    #[error("the node is stopping")]
+    Stopped,
+}
+
+/// `error` and its sources, joined by ": " (each cause once), for logs.
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
 }

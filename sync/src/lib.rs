@@ -26,14 +26,20 @@ mod metrics;
 mod node;
 mod peer;
 mod replica;
+pub mod storage;
 
 pub use codec::{
     DEFAULT_MAX_FRAME_LENGTH, HANDSHAKE_MAX_FRAME_LENGTH, MessageCodec, decode_message,
     encode_message,
 };
-pub use engine::{Engine, EngineConfig, Event, Transmit};
+pub use engine::{
+    Answer, CommitTicket, Engine, EngineConfig, Event, Reply, StartupOutcome, Transmit,
+};
 pub use error::{CodecError, SyncError};
-pub use message::{MAGIC, MAX_NEWS, Message, PROTOCOL_VERSION, RejectReason};
+pub use message::{
+    Hello, HelloOk, MAGIC, MAX_NEWS, MIN_PROTOCOL_VERSION, Message, PROTOCOL_VERSION, RejectReason,
+    negotiate,
+};
 pub use metrics::{Metrics, ReplicaBytes};
 pub use node::{Node, NodeBuilder, NodeConfig};
 pub use peer::{NodeId, Peer, PeerSource, StaticPeers};

@@ -32,6 +32,19 @@ pub struct Metrics {
     pub deltas_learned: u64,
     /// Tombstones purged.
     pub purged: u64,
+    /// Pulls that found this node's own writes not yet durable, answered
+    /// after the next commit.
+    pub pulls_parked: u64,
+    /// Chunks of large answers received.
+    pub chunks_received: u64,
+    /// Answers dropped before they were complete (their connection was
+    /// lost, or they exceeded the size limit): the replica was left as it
+    /// was.
+    pub answers_dropped: u64,
+    /// Commits written to the store.
+    pub commits: u64,
+    /// Commits the store refused (the changes stay pending and are retried).
+    pub commit_failures: u64,
     /// Connections refused by this node or by a peer (wrong cluster, busy, …).
     pub rejections: u64,
     /// Failed connections, timeouts, malformed frames and undecodable answers.

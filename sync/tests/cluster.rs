@@ -181,12 +181,13 @@ async fn a_node_of_another_cluster_is_rejected() {
         .expect("connect");
     let mut framed = Framed::new(stream, MessageCodec::default());
     framed
-        .send(Message::Hello {
+        .send(Message::Hello(sync::Hello {
             magic: MAGIC,
-            version: PROTOCOL_VERSION,
+            max_version: PROTOCOL_VERSION,
             cluster: "staging".into(),
             node: NodeId("x".into()),
-        })
+            min_version: sync::MIN_PROTOCOL_VERSION,
+        }))
         .await
         .expect("send");
     let reply = framed.next().await.expect("a reply").expect("a frame");
@@ -249,18 +250,16 @@ async fn garbage_and_oversize_frames_close_the_connection_not_the_node() {
     let stream = TcpStream::connect(port).await.expect("connect");
     let mut framed = Framed::new(stream, MessageCodec::default());
     framed
-        .send(Message::Hello {
+        .send(Message::Hello(sync::Hello {
             magic: MAGIC,
-            version: PROTOCOL_VERSION,
+            max_version: PROTOCOL_VERSION,
             cluster: "test".into(),
             node: NodeId("b".into()),
-        })
+            min_version: sync::MIN_PROTOCOL_VERSION,
+        }))
         .await
         .expect("send");
-    assert!(matches!(
-        framed.next().await,
-        Some(Ok(Message::HelloOk { .. }))
-    ));
+    assert!(matches!(framed.next().await, Some(Ok(Message::HelloOk(_)))));
     let mut s = framed.into_inner();
     s.write_all(&[0xff, 0xff, 0xff, 0xff]).await.expect("write");
     read_until_closed(&mut s).await;
@@ -269,18 +268,16 @@ async fn garbage_and_oversize_frames_close_the_connection_not_the_node() {
     let stream = TcpStream::connect(port).await.expect("connect");
     let mut framed = Framed::new(stream, MessageCodec::default());
     framed
-        .send(Message::Hello {
+        .send(Message::Hello(sync::Hello {
             magic: MAGIC,
-            version: PROTOCOL_VERSION,
+            max_version: PROTOCOL_VERSION,
             cluster: "test".into(),
             node: NodeId("b".into()),
-        })
+            min_version: sync::MIN_PROTOCOL_VERSION,
+        }))
         .await
         .expect("send");
-    assert!(matches!(
-        framed.next().await,
-        Some(Ok(Message::HelloOk { .. }))
-    ));
+    assert!(matches!(framed.next().await, Some(Ok(Message::HelloOk(_)))));
     let mut s = framed.into_inner();
     s.write_all(&[0, 0, 0, 3, 0xc1, 0xc1, 0xc1])
         .await
@@ -311,21 +308,21 @@ async fn sessions_beyond_the_limit_get_an_explicit_busy() {
         .start(peers)
         .await
         .expect("bind");
-    let hello = || Message::Hello {
-        magic: MAGIC,
-        version: PROTOCOL_VERSION,
-        cluster: "test".into(),
-        node: NodeId("b".into()),
+    let hello = || {
+        Message::Hello(sync::Hello {
+            magic: MAGIC,
+            max_version: PROTOCOL_VERSION,
+            cluster: "test".into(),
+            node: NodeId("b".into()),
+            min_version: sync::MIN_PROTOCOL_VERSION,
+        })
     };
     let mut first = Framed::new(
         TcpStream::connect(a.local_addr()).await.expect("connect"),
         MessageCodec::default(),
     );
     first.send(hello()).await.expect("send");
-    assert!(matches!(
-        first.next().await,
-        Some(Ok(Message::HelloOk { .. }))
-    ));
+    assert!(matches!(first.next().await, Some(Ok(Message::HelloOk(_)))));
     let mut second = Framed::new(
         TcpStream::connect(a.local_addr()).await.expect("connect"),
         MessageCodec::default(),

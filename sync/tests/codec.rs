@@ -12,12 +12,12 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
-use crdt::{ActorId, CausalContext, DeltaCrdt, Dot, ORMap};
+use crdt::{ActorId, CausalContext, DeltaCrdt, Dot, ORMap, Rows};
 use futures_util::StreamExt;
 use proptest::prelude::*;
 use sync::{
-    CodecError, MAGIC, Message, MessageCodec, NodeId, PROTOCOL_VERSION, RejectReason,
-    encode_message,
+    CodecError, Hello, HelloOk, MAGIC, MIN_PROTOCOL_VERSION, Message, MessageCodec, NodeId,
+    PROTOCOL_VERSION, RejectReason, decode_message, encode_message, negotiate,
 };
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio_util::codec::{Decoder, Encoder, FramedRead};
@@ -35,8 +35,10 @@ fn digest() -> CausalContext {
 fn delta_bytes() -> Bytes {
     let mut a: ORMap<String, u32> = ORMap::new(ActorId(3));
     a.insert("origin-1".into(), 200);
-    let answer = a.delta_since(&CausalContext::new()).expect("news");
-    Bytes::from(rmp_serde::to_vec(&answer).expect("encode"))
+    // An answer's last part: the pair (head, rows).
+    let (head, _, rows) =
+        <ORMap<String, u32> as Rows>::split(a.delta_since(&CausalContext::new()).expect("news"));
+    Bytes::from(rmp_serde::to_vec(&(head, rows)).expect("encode"))
 }
 
 /// One example of every message type, named after its golden file.
@@ -44,18 +46,20 @@ fn examples() -> Vec<(&'static str, Message)> {
     vec![
         (
             "hello",
-            Message::Hello {
+            Message::Hello(Hello {
                 magic: MAGIC,
-                version: PROTOCOL_VERSION,
+                max_version: PROTOCOL_VERSION,
                 cluster: "dc1".into(),
                 node: NodeId("hc-1".into()),
-            },
+                min_version: MIN_PROTOCOL_VERSION,
+            }),
         ),
         (
             "hello_ok",
-            Message::HelloOk {
+            Message::HelloOk(HelloOk {
                 node: NodeId("hc-2".into()),
-            },
+                version: PROTOCOL_VERSION,
+            }),
         ),
         (
             "reject_not_a_hello",
@@ -66,7 +70,7 @@ fn examples() -> Vec<(&'static str, Message)> {
         (
             "reject_version",
             Message::Reject {
-                reason: RejectReason::UnsupportedVersion { supported: 1 },
+                reason: RejectReason::UnsupportedVersion { min: 2, max: 2 },
             },
         ),
         (
@@ -104,6 +108,13 @@ fn examples() -> Vec<(&'static str, Message)> {
                 replica: "origins".into(),
                 delta: Some(delta_bytes()),
                 full: true,
+            },
+        ),
+        (
+            "chunk",
+            Message::Chunk {
+                replica: "origins".into(),
+                rows: Bytes::from_static(&[0x91, 0x92, 0x01, 0x02]),
             },
         ),
         (
@@ -336,17 +347,32 @@ fn a_message_over_the_limit_is_not_sent() {
 
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (any::<u32>(), any::<u16>(), ".{0,20}", ".{0,20}").prop_map(
-            |(magic, version, cluster, node)| {
-                Message::Hello {
+        (
+            any::<u32>(),
+            any::<u16>(),
+            ".{0,20}",
+            ".{0,20}",
+            any::<u16>()
+        )
+            .prop_map(|(magic, max_version, cluster, node, min_version)| {
+                Message::Hello(Hello {
                     magic,
-                    version,
+                    max_version,
                     cluster,
                     node: NodeId(node),
-                }
+                    min_version,
+                })
+            }),
+        (".{0,20}", any::<u16>()).prop_map(|(n, version)| Message::HelloOk(HelloOk {
+            node: NodeId(n),
+            version
+        })),
+        (".{0,20}", prop::collection::vec(any::<u8>(), 0..64)).prop_map(|(replica, rows)| {
+            Message::Chunk {
+                replica,
+                rows: Bytes::from(rows),
             }
-        ),
-        ".{0,20}".prop_map(|n| Message::HelloOk { node: NodeId(n) }),
+        }),
         (".{0,20}", crdt::arbitrary::causal_context())
             .prop_map(|(replica, digest)| Message::Pull { replica, digest }),
         (
@@ -391,4 +417,62 @@ proptest! {
             }
         }
     }
+}
+
+/// What a later version may send: a hello and a hello_ok with fields this
+/// version does not know, appended. They decode, the extra fields ignored;
+/// a version-1 hello (no range) speaks only its one version.
+#[test]
+fn hellos_of_other_versions_decode() {
+    let later_hello = rmp_serde::to_vec(&std::collections::BTreeMap::from([(
+        "Hello",
+        (
+            MAGIC,
+            3u16,
+            "dc1",
+            "hc-9",
+            2u16,
+            "a field of version 3",
+            [1u8, 2, 3],
+        ),
+    )]))
+    .expect("encode");
+    match decode_message(&later_hello).expect("decodes") {
+        Message::Hello(h) => {
+            assert_eq!((h.min_version, h.max_version), (2, 3));
+            assert_eq!((h.cluster.as_str(), h.node.0.as_str()), ("dc1", "hc-9"));
+            assert_eq!(
+                negotiate((MIN_PROTOCOL_VERSION, PROTOCOL_VERSION), (2, 3)),
+                Some(2)
+            );
+        }
+        other => panic!("not a hello: {other:?}"),
+    }
+    let v1_hello = rmp_serde::to_vec(&std::collections::BTreeMap::from([(
+        "Hello",
+        (MAGIC, 1u16, "dc1", "hc-1"),
+    )]))
+    .expect("encode");
+    match decode_message(&v1_hello).expect("decodes") {
+        Message::Hello(h) => {
+            assert_eq!((h.min_version, h.max_version), (1, 1));
+            assert_eq!(
+                negotiate((MIN_PROTOCOL_VERSION, PROTOCOL_VERSION), (1, 1)),
+                None
+            );
+        }
+        other => panic!("not a hello: {other:?}"),
+    }
+    let later_ok = rmp_serde::to_vec(&std::collections::BTreeMap::from([(
+        "HelloOk",
+        ("hc-2", 2u16, "more"),
+    )]))
+    .expect("encode");
+    assert_eq!(
+        decode_message(&later_ok).expect("decodes"),
+        Message::HelloOk(HelloOk {
+            node: NodeId("hc-2".into()),
+            version: 2
+        })
+    );
 }

@@ -83,15 +83,17 @@ fn extra_bodies() -> Vec<Vec<u8>> {
                 .map(|c| Dot::new(ActorId(c % 3), c).expect("non-zero"))
                 .collect(),
         },
-        Message::Hello {
+        Message::Hello(sync::Hello {
             magic: MAGIC,
-            version: PROTOCOL_VERSION,
+            max_version: PROTOCOL_VERSION,
             cluster: "dc1".into(),
             node: NodeId("hc-7".into()),
-        },
+            min_version: sync::MIN_PROTOCOL_VERSION,
+        }),
         Message::Reject {
             reason: RejectReason::UnsupportedVersion {
-                supported: u16::MAX,
+                min: 2,
+                max: u16::MAX,
             },
         },
     ]

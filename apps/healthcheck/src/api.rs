@@ -278,9 +278,8 @@ pub struct NodeView {
     pub origins: usize,
     /// Live members, this agent included.
     pub members_alive: usize,
-    /// Start generation (persisted, one per start).
-    pub generation: u64,
-    /// This start's actor id.
+    /// The actor id this agent's replicas mint dots with (kept across
+    /// restarts; a fresh one only for a lost, stale or copied store).
     pub actor: u64,
     /// Seconds since start.
     pub uptime_s: u64,
@@ -306,8 +305,7 @@ pub fn node_view(shared: &Shared) -> NodeView {
             .iter()
             .filter(|m| m.state != membership::MemberState::Down)
             .count(),
-        generation: shared.generation,
-        actor: shared.actor.0,
+        actor: shared.actor().0,
         uptime_s: shared.started.elapsed().as_secs(),
         sync: shared.node.metrics(),
     }

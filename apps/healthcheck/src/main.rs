@@ -112,10 +112,19 @@ async fn agent(path: PathBuf) -> anyhow::Result<()> {
         agent.node(),
         agent.api_addr()
     );
-    wait_for_stop(&agent).await?;
+    let fatal = tokio::select! {
+        stopped = wait_for_stop(&agent) => {
+            stopped?;
+            None
+        }
+        why = agent.fatal() => Some(why),
+    };
     println!("leaving the cluster …");
     agent.shutdown().await;
-    Ok(())
+    match fatal {
+        Some(why) => Err(anyhow::anyhow!(why)),
+        None => Ok(()),
+    }
 }
 
 /// Waits for ctrl-c or SIGTERM; on SIGHUP re-reads the cluster key file.

@@ -34,14 +34,14 @@ pub fn render(shared: &Shared) -> String {
          .up{{color:#080;font-weight:600}}.down{{color:#c00;font-weight:600}}.unknown{{color:#888}}\
          .alive{{color:#080}}.suspect{{color:#b70}}</style></head><body>\
          <h1>healthcheck · {id}</h1><p>{owned} origins checked here of {origins}; \
-         {checks} checks ({failed} failed); {alive} members alive; generation {generation}; up {uptime} s.</p>",
+         {checks} checks ({failed} failed); {alive} members alive; actor {actor:016x}; up {uptime} s.</p>",
         id = escape(&node.id),
         owned = node.owned_origins,
         origins = node.origins,
         checks = node.checks_total,
         failed = node.checks_failed,
         alive = node.members_alive,
-        generation = node.generation,
+        actor = node.actor,
         uptime = node.uptime_s,
     );
     h.push_str(

@@ -1,231 +1,170 @@
-//! [`Store`]: what an agent persists in its data dir (redb, an embedded ACID
-//! store): the origin registry and the start generation.
+//! An agent's store: `node.redb` in its data dir, a [`sync::storage::RedbStorage`]
+//! holding both replicas (the registry and the health records) and the
+//! node's identity; and the one-time migration of the first release's store.
 //!
-//! The registry is stored key by key (one row per origin: its siblings) plus
-//! its causal context and purge frontier, so a change costs a write of the
-//! keys it touched, not of the whole registry. Rows and context are always
-//! written together, from one consistent cut of the map: a dot is never in
-//! the persisted context without its sibling in the persisted rows.
-//!
-//! **Why a generation and not a counter lease.** A replica must never reuse
-//! a dot. Leasing counters in blocks would, after a crash, skip the unused
-//! rest of the block: those dots never exist, so every replica's causal
-//! context keeps a gap for them and its compact prefix can never grow past
-//! it again (every later dot of this actor would sit in the cloud forever).
-//! Marking the skipped dots as seen avoids the gap but loses a write that was
-//! replicated and not yet persisted before the crash (this agent would claim
-//! to have seen it). So each start instead takes a fresh actor id derived
-//! from the node name and a generation counter that is persisted (and
-//! fsynced) before it is used: no dot is reused, no gap is created, and a
-//! write replicated just before a crash is pulled back like any other.
+//! The first release kept only the registry, in `healthcheck.redb` (tables
+//! `registry_entries`: origin id → siblings, `registry_state`: context and
+//! purge frontier, `meta`: a start generation). At the first start of this
+//! version that file is read, its registry written into `node.redb` as the
+//! `origins` replica in one commit (rows as they were: the encoding of a
+//! key's siblings did not change), and the old file renamed
+//! `healthcheck.redb.migrated`. The migrated store has no identity: the
+//! agent takes a fresh actor (the first release's actor, derived from a
+//! generation, may have exposed dots it never persisted).
 
 use std::path::{Path, PathBuf};
 
-use crdt::{ActorId, CausalContext, Delta, Sibling, VersionVector};
+use crdt::{CausalContext, VersionVector, ormap::Head};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use sync::storage::{Commit, RedbStorage, ReplicaCommit, Storage, StorageError};
 use thiserror::Error;
 
-use crate::registry::Registered;
+use crate::registry::ORIGINS;
 
-const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
-const STATE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("registry_state");
-const ENTRIES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("registry_entries");
-const GENERATION: &str = "generation";
-const CONTEXT: &str = "context";
-const FRONTIER: &str = "frontier";
+const OLD_STATE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("registry_state");
+const OLD_ENTRIES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("registry_entries");
 
-/// A failure of the store; the store's content is unchanged.
+/// A row as stored: encoded key, encoded siblings.
+type EncodedRow = (Vec<u8>, Vec<u8>);
+
+/// The store's file in a data dir.
+pub fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join("node.redb")
+}
+
+/// The first release's store in a data dir.
+pub fn legacy_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("healthcheck.redb")
+}
+
+/// Why the agent's store could not be opened or migrated; nothing changed.
 #[derive(Debug, Error)]
 pub enum StoreError {
-    /// The database could not be opened, read or written.
-    #[error("store {path}: {message}")]
-    Database {
-        /// The database file.
+    /// The store (`node.redb`) failed: see the source, which names the file
+    /// and what to do.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The first release's store could not be read.
+    #[error(
+        "cannot migrate {path}: {message}; move it away to start without the registry it holds"
+    )]
+    Legacy {
+        /// The old file.
         path: PathBuf,
-        /// What redb said.
+        /// What is wrong.
         message: String,
     },
-    /// The persisted registry could not be decoded (corruption, or a newer
-    /// format).
-    #[error("store {path}: registry cannot be decoded: {message}")]
-    Decode {
-        /// The database file.
+    /// The migrated old file could not be renamed.
+    #[error("cannot rename {path} after migrating it")]
+    Rename {
+        /// The old file.
         path: PathBuf,
         /// Why.
-        message: String,
+        #[source]
+        source: std::io::Error,
     },
 }
 
-/// The persisted state of an agent.
-pub struct Store {
-    db: Database,
-    path: PathBuf,
+/// Opens the agent's store in `data_dir` (creating it if needed), first
+/// migrating the first release's store if there is one. Returns the store
+/// and how many origins were migrated (0 without an old store).
+///
+/// # Errors
+/// [`StoreError`]: a corrupt, locked or unreadable store names its file and
+/// what to do; nothing is changed.
+pub fn open(data_dir: &Path) -> Result<(RedbStorage, usize), StoreError> {
+    let storage = RedbStorage::open(path(data_dir))?;
+    let legacy = legacy_path(data_dir);
+    if !legacy.exists() {
+        return Ok((storage, 0));
+    }
+    let migrated = migrate(&legacy, &storage)?;
+    let done = legacy.with_extension("redb.migrated");
+    std::fs::rename(&legacy, &done).map_err(|source| StoreError::Rename {
+        path: legacy.clone(),
+        source,
+    })?;
+    tracing::info!(from = %legacy.display(), to = %storage.location(), origins = migrated, "migrated the registry of the first release's store");
+    Ok((storage, migrated))
 }
 
-/// The full state of the registry, as persisted.
-pub type RegistryState = Delta<String, Registered>;
-
-impl Store {
-    /// Opens (or creates) `healthcheck.redb` in `data_dir`, creating the
-    /// directory if needed.
-    ///
-    /// # Errors
-    /// [`StoreError::Database`] if it cannot be created or opened (e.g.
-    /// another agent holds it).
-    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        let path = data_dir.join("healthcheck.redb");
-        let err = |e: &dyn std::fmt::Display| StoreError::Database {
-            path: path.clone(),
-            message: e.to_string(),
-        };
-        std::fs::create_dir_all(data_dir).map_err(|e| err(&e))?;
-        let db = Database::create(&path).map_err(|e| err(&e))?;
-        Ok(Store { db, path })
+/// Writes the old store's registry into `storage` as the `origins`
+/// replica, unless `storage` already has one (a migration interrupted after
+/// its commit).
+fn migrate(legacy: &Path, storage: &RedbStorage) -> Result<usize, StoreError> {
+    let bad = |message: String| StoreError::Legacy {
+        path: legacy.to_owned(),
+        message,
+    };
+    if storage.load()?.replicas.contains_key(ORIGINS) {
+        return Ok(0);
     }
-
-    fn err(&self, e: impl std::fmt::Display) -> StoreError {
-        StoreError::Database {
-            path: self.path.clone(),
-            message: e.to_string(),
-        }
-    }
-
-    /// Increments the start generation, durably, and returns it (1 on the
-    /// first start).
-    ///
-    /// # Errors
-    /// [`StoreError::Database`]; nothing changed.
-    pub fn next_generation(&self) -> Result<u64, StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-        let next = {
-            let mut table = tx.open_table(META).map_err(|e| self.err(e))?;
-            let current = table
-                .get(GENERATION)
-                .map_err(|e| self.err(e))?
-                .map_or(0, |v| v.value());
-            table
-                .insert(GENERATION, current + 1)
-                .map_err(|e| self.err(e))?;
-            current + 1
-        };
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(next)
-    }
-
-    /// The persisted registry as a full state, if one was ever saved.
-    ///
-    /// # Errors
-    /// [`StoreError::Database`] or [`StoreError::Decode`] (corrupt rows, or
-    /// rows and context that break an invariant).
-    pub fn load_registry(&self) -> Result<Option<RegistryState>, StoreError> {
-        let decode = |message: String| StoreError::Decode {
-            path: self.path.clone(),
-            message,
-        };
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let state = match tx.open_table(STATE) {
+    let db = guarded(|| Database::open(legacy))
+        .map_err(&bad)?
+        .map_err(|e| bad(e.to_string()))?;
+    let read = guarded(|| -> Result<(Head, Vec<EncodedRow>), String> {
+        let tx = db.begin_read().map_err(|e| e.to_string())?;
+        let state = match tx.open_table(OLD_STATE) {
             Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(self.err(e)),
+            Err(redb::TableError::TableDoesNotExist(_)) => {
+                return Ok((
+                    Head {
+                        context: CausalContext::new(),
+                        frontier: VersionVector::new(),
+                    },
+                    Vec::new(),
+                ));
+            }
+            Err(e) => return Err(e.to_string()),
         };
-        let Some(context) = state.get(CONTEXT).map_err(|e| self.err(e))? else {
-            return Ok(None);
+        let context: CausalContext = match state.get("context").map_err(|e| e.to_string())? {
+            Some(v) => rmp_serde::from_slice(v.value()).map_err(|e| format!("context: {e}"))?,
+            None => CausalContext::new(),
         };
-        let context: CausalContext =
-            rmp_serde::from_slice(context.value()).map_err(|e| decode(e.to_string()))?;
-        let frontier: VersionVector = match state.get(FRONTIER).map_err(|e| self.err(e))? {
-            Some(v) => rmp_serde::from_slice(v.value()).map_err(|e| decode(e.to_string()))?,
+        let frontier: VersionVector = match state.get("frontier").map_err(|e| e.to_string())? {
+            Some(v) => rmp_serde::from_slice(v.value()).map_err(|e| format!("frontier: {e}"))?,
             None => VersionVector::new(),
         };
-        let mut entries = Vec::new();
-        match tx.open_table(ENTRIES) {
+        let mut rows = Vec::new();
+        match tx.open_table(OLD_ENTRIES) {
             Ok(table) => {
-                for row in table.iter().map_err(|e| self.err(e))? {
-                    let (key, value) = row.map_err(|e| self.err(e))?;
-                    let siblings: Vec<Sibling<Registered>> =
-                        rmp_serde::from_slice(value.value())
-                            .map_err(|e| decode(format!("origin {:?}: {e}", key.value())))?;
-                    entries.push((key.value().to_owned(), siblings));
+                for row in table.iter().map_err(|e| e.to_string())? {
+                    let (key, value) = row.map_err(|e| e.to_string())?;
+                    let key = rmp_serde::to_vec(key.value()).map_err(|e| e.to_string())?;
+                    rows.push((key, value.value().to_vec()));
                 }
             }
             Err(redb::TableError::TableDoesNotExist(_)) => {}
-            Err(e) => return Err(self.err(e)),
+            Err(e) => return Err(e.to_string()),
         }
-        Delta::from_parts(entries, context, frontier, true)
-            .map(Some)
-            .map_err(|e| decode(e.to_string()))
-    }
-
-    /// Writes the rows of `rows` (a key with no siblings is deleted), and the
-    /// registry's `context` and `frontier`, in one durable transaction.
-    ///
-    /// # Errors
-    /// [`StoreError::Database`]; nothing of this call is persisted.
-    pub fn save_registry_rows(
-        &self,
-        rows: &[(String, Vec<Sibling<Registered>>)],
-        context: &CausalContext,
-        frontier: &VersionVector,
-    ) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut entries = tx.open_table(ENTRIES).map_err(|e| self.err(e))?;
-            for (key, siblings) in rows {
-                if siblings.is_empty() {
-                    entries.remove(key.as_str()).map_err(|e| self.err(e))?;
-                } else {
-                    let bytes = rmp_serde::to_vec(siblings).map_err(|e| self.err(e))?;
-                    entries
-                        .insert(key.as_str(), bytes.as_slice())
-                        .map_err(|e| self.err(e))?;
-                }
-            }
-            let mut state = tx.open_table(STATE).map_err(|e| self.err(e))?;
-            let context = rmp_serde::to_vec(context).map_err(|e| self.err(e))?;
-            let frontier = rmp_serde::to_vec(frontier).map_err(|e| self.err(e))?;
-            state
-                .insert(CONTEXT, context.as_slice())
-                .map_err(|e| self.err(e))?;
-            state
-                .insert(FRONTIER, frontier.as_slice())
-                .map_err(|e| self.err(e))?;
-        }
-        tx.commit().map_err(|e| self.err(e))
-    }
-
-    /// Replaces the whole persisted registry with `registry` (at start: drops
-    /// rows of tombstones purged since they were written).
-    ///
-    /// # Errors
-    /// [`StoreError::Database`]; the previous registry stays persisted.
-    pub fn replace_registry(&self, registry: &crate::registry::Registry) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-        match tx.delete_table(ENTRIES) {
-            Ok(_) => {}
-            Err(e) => return Err(self.err(e)),
-        }
-        tx.commit().map_err(|e| self.err(e))?;
-        let rows: Vec<(String, Vec<Sibling<Registered>>)> = registry
-            .entries()
-            .map(|(k, s)| (k.clone(), s.to_vec()))
-            .collect();
-        self.save_registry_rows(&rows, registry.context(), registry.purge_frontier())
-    }
+        Ok((Head { context, frontier }, rows))
+    })
+    .map_err(&bad)?
+    .map_err(&bad)?;
+    let (head, rows) = read;
+    let count = rows.len();
+    let commit = Commit {
+        identity: None,
+        replicas: vec![ReplicaCommit {
+            name: ORIGINS.to_owned(),
+            head: rmp_serde::to_vec(&head).map_err(|e| bad(e.to_string()))?,
+            rows: rows.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+        }],
+    };
+    storage.commit(&commit)?;
+    Ok(count)
 }
 
-/// The actor id of `node` in start `generation`: unique per (node, start).
-pub fn actor_id(node: &str, generation: u64) -> ActorId {
-    let mut bytes = Vec::with_capacity(node.len() + 16);
-    bytes.extend_from_slice(b"vantage-actor-v1");
-    bytes.extend_from_slice(&(node.len() as u32).to_le_bytes());
-    bytes.extend_from_slice(node.as_bytes());
-    bytes.extend_from_slice(&generation.to_le_bytes());
-    ActorId(xxhash_rust::xxh3::xxh3_64(&bytes))
+/// Runs `f`, turning a panic of redb (which panics on some corrupt files)
+/// into an error with its message, printed nowhere.
+fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    sync::storage::catch_panics(f)
 }
 
 #[cfg(test)]
 mod tests {
-    use crdt::DeltaCrdt;
+    use crdt::{ActorId, DeltaCrdt, ORMap, Sibling};
+    use redb::TableDefinition;
 
     use super::*;
     use crate::{
@@ -243,92 +182,92 @@ mod tests {
         dir
     }
 
-    fn entry(address: &str, at: u64) -> Registered {
-        Registered {
-            spec: OriginSpec::new(address),
-            updated_at_ms: at,
-        }
-    }
-
-    #[test]
-    fn generations_increase_across_reopens() {
-        let dir = temp_dir("gen");
-        let store = Store::open(&dir).expect("open");
-        assert_eq!(store.next_generation().expect("write"), 1);
-        assert_eq!(store.next_generation().expect("write"), 2);
-        drop(store);
-        let store = Store::open(&dir).expect("reopen");
-        assert_eq!(store.next_generation().expect("write"), 3);
-        assert_ne!(actor_id("a", 1), actor_id("a", 2));
-        assert_ne!(actor_id("a", 1), actor_id("b", 1));
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn the_registry_survives_a_reopen_row_by_row_and_a_fresh_actor_keeps_it() {
-        let dir = temp_dir("registry");
-        let store = Store::open(&dir).expect("open");
-        assert!(store.load_registry().expect("read").is_none());
-        let mut registry = Registry::new(actor_id("a", 1));
-        registry.insert("o1".into(), entry("h:1", 1));
-        registry.insert("o2".into(), entry("h:2", 2));
-        registry.remove(&"o2".to_string());
-        store.replace_registry(&registry).expect("write");
-        // a later change writes only the rows it touched
-        registry.insert("o3".into(), entry("h:3", 3));
-        let row = (
-            "o3".to_string(),
-            registry.siblings(&"o3".to_string()).to_vec(),
-        );
-        store
-            .save_registry_rows(&[row], registry.context(), registry.purge_frontier())
-            .expect("write");
-        drop(store);
-
-        let store = Store::open(&dir).expect("reopen");
-        let state = store.load_registry().expect("read").expect("saved");
-        let mut restored = Registry::new(actor_id("a", 2));
-        restored.join_delta(state);
-        assert_eq!(restored.keys().collect::<Vec<_>>(), vec!["o1", "o3"]);
-        assert_eq!(
-            restored, registry,
-            "entries, tombstone, context and frontier"
-        );
-        // the new actor writes without reusing the old one's dots
-        let delta = restored.insert("o4".into(), entry("h:4", 4));
-        let dot = delta.iter().next().map(|(_, s)| s[0].dot).expect("one");
-        assert_eq!(dot.actor(), actor_id("a", 2));
-        assert_eq!(dot.counter(), 1);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn a_corrupt_or_inconsistent_registry_is_an_error_not_a_panic() {
-        let dir = temp_dir("corrupt");
-        let store = Store::open(&dir).expect("open");
-        let registry = Registry::new(actor_id("a", 1));
-        store.replace_registry(&registry).expect("write");
-        let tx = store.db.begin_write().expect("tx");
+    /// Writes a registry the way the first release did.
+    fn write_legacy(dir: &Path, registry: &Registry) {
+        std::fs::create_dir_all(dir).expect("dir");
+        let db = Database::create(legacy_path(dir)).expect("create");
+        let tx = db.begin_write().expect("tx");
         {
-            let mut t = tx.open_table(ENTRIES).expect("table");
-            t.insert("o1", &b"\xc1garbage"[..]).expect("insert");
+            let meta: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+            tx.open_table(meta)
+                .expect("meta")
+                .insert("generation", 3)
+                .expect("insert");
+            let mut entries = tx.open_table(OLD_ENTRIES).expect("entries");
+            for (k, s) in registry.entries() {
+                let bytes = rmp_serde::to_vec(&s.to_vec()).expect("encode");
+                entries
+                    .insert(k.as_str(), bytes.as_slice())
+                    .expect("insert");
+            }
+            let mut state = tx.open_table(OLD_STATE).expect("state");
+            let ctx = rmp_serde::to_vec(registry.context()).expect("encode");
+            let frontier = rmp_serde::to_vec(registry.purge_frontier()).expect("encode");
+            state.insert("context", ctx.as_slice()).expect("insert");
+            state
+                .insert("frontier", frontier.as_slice())
+                .expect("insert");
         }
         tx.commit().expect("commit");
-        assert!(matches!(
-            store.load_registry(),
-            Err(StoreError::Decode { .. })
-        ));
-        // a row whose dot is not in the persisted context is refused too
-        let mut other = Registry::new(actor_id("b", 1));
-        other.insert("o1".into(), entry("h:1", 1));
-        let row = ("o1".to_string(), other.siblings(&"o1".to_string()).to_vec());
-        store
-            .save_registry_rows(&[row], registry.context(), registry.purge_frontier())
-            .expect("write");
-        assert!(matches!(
-            store.load_registry(),
-            Err(StoreError::Decode { .. })
-        ));
+    }
+
+    #[test]
+    fn the_first_releases_registry_is_migrated_once_and_the_old_file_renamed() {
+        let dir = temp_dir("migrate");
+        let mut old = Registry::new(ActorId(42));
+        for i in 0..50 {
+            old.insert(
+                format!("o{i}"),
+                Registered {
+                    spec: OriginSpec::new(format!("h:{}", 1000 + i)),
+                    updated_at_ms: i,
+                },
+            );
+        }
+        old.remove(&"o7".to_string());
+        write_legacy(&dir, &old);
+        let (storage, migrated) = open(&dir).expect("migrates");
+        assert_eq!(migrated, 50, "49 live origins and a tombstone");
+        assert!(!legacy_path(&dir).exists());
+        assert!(dir.join("healthcheck.redb.migrated").exists());
+        let stored = storage.load().expect("loads");
+        assert!(stored.identity.is_none(), "a fresh actor will be taken");
+        let replica = &stored.replicas[ORIGINS];
+        let head: Head = rmp_serde::from_slice(&replica.head).expect("head");
+        let mut rows: Vec<(String, Vec<Sibling<Registered>>)> = replica
+            .rows
+            .iter()
+            .map(|(k, v)| {
+                (
+                    rmp_serde::from_slice(k).expect("key"),
+                    rmp_serde::from_slice(v).expect("row"),
+                )
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut restored: Registry = ORMap::new(ActorId(7));
+        crdt::Rows::restore(&mut restored, head, rows).expect("valid");
+        assert_eq!(restored, old);
+        assert_eq!(restored.len(), 49);
+        drop(storage);
+        // a second start does nothing more
+        let (_, again) = open(&dir).expect("opens");
+        assert_eq!(again, 0);
+        let _ = restored.digest();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_corrupt_old_store_is_an_error_naming_it() {
+        let dir = temp_dir("corrupt-legacy");
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(legacy_path(&dir), vec![0x5a; 10_000]).expect("write");
+        let Err(e) = open(&dir) else {
+            panic!("a corrupt old store was accepted");
+        };
+        let text = e.to_string();
+        assert!(text.contains("healthcheck.redb"), "{text}");
+        assert!(legacy_path(&dir).exists(), "left in place");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -205,6 +205,13 @@ fn the_key_file_is_read_from_the_config_and_a_bad_one_stops_the_start() {
         .block_on(Agent::start(c))
         .err()
         .expect("a bad key file stops the start");
-    assert!(err.to_string().contains("bad.keys:1"), "{err}");
+    // The error and its causes, each said once, as the binary prints them.
+    let mut chain = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(e) = source {
+        chain.push_str(&format!(": {e}"));
+        source = e.source();
+    }
+    assert!(chain.contains("bad.keys:1"), "{chain}");
     let _ = std::fs::remove_dir_all(&base);
 }

@@ -105,7 +105,7 @@ enum Event {
     Response {
         from: usize,
         to: usize,
-        message: Message,
+        messages: Vec<Message>,
     },
     Forget {
         observer: usize,
@@ -169,17 +169,23 @@ impl Sim {
         Duration::from_micros(self.rng.random_range(200..=1000))
     }
 
-    fn send(&mut self, from: usize, to: usize, message: Message, response: bool) {
+    fn send(&mut self, from: usize, to: usize, message: Message) {
         if let Ok(body) = sync::encode_message(&message) {
             self.bytes += 4 + body.len() as u64;
         }
         let at = self.now + self.latency();
-        let event = if response {
-            Event::Response { from, to, message }
-        } else {
-            Event::Request { from, to, message }
-        };
-        self.push(at, event);
+        self.push(at, Event::Request { from, to, message });
+    }
+
+    /// Sends an answer's messages, in order, as one delivery (one stream).
+    fn answer(&mut self, from: usize, to: usize, messages: Vec<Message>) {
+        for message in &messages {
+            if let Ok(body) = sync::encode_message(message) {
+                self.bytes += 4 + body.len() as u64;
+            }
+        }
+        let at = self.now + self.latency();
+        self.push(at, Event::Response { from, to, messages });
     }
 
     /// Sends what agent `i`'s engine wants sent, and schedules its timer.
@@ -195,7 +201,7 @@ impl Sim {
         }
         for t in out {
             let to: usize = t.to.id.0[3..].parse().expect("hc-NNN");
-            self.send(i, to, t.message, false);
+            self.send(i, to, t.message);
         }
         if let Some(at) = next {
             let at = at.saturating_duration_since(self.base).max(self.now);
@@ -318,18 +324,25 @@ impl Sim {
             }
             Event::Request { from, to, message } => {
                 let view = self.view(to);
-                let answer = self.agents[to].as_mut().and_then(|a| {
-                    a.engine
-                        .handle_request(now, &NodeId(name(from)), message, &view)
-                });
-                if let Some(answer) = answer {
-                    self.send(to, from, answer, true);
+                let messages = self.agents[to]
+                    .as_mut()
+                    .map(|a| {
+                        a.engine
+                            .handle_request(now, &NodeId(name(from)), message, &view)
+                            .into_messages()
+                            .expect("simulated answers encode")
+                    })
+                    .unwrap_or_default();
+                if !messages.is_empty() {
+                    self.answer(to, from, messages);
                 }
                 self.drain(to);
             }
-            Event::Response { from, to, message } => {
+            Event::Response { from, to, messages } => {
                 if let Some(a) = self.agents[to].as_mut() {
-                    let _ = a.engine.handle_response(&NodeId(name(from)), message);
+                    for message in messages {
+                        let _ = a.engine.handle_response(&NodeId(name(from)), message);
+                    }
                 }
                 self.observe_health(to);
                 self.drain(to);

@@ -28,6 +28,7 @@ fn engine(notify_fanout: usize) -> EngineConfig {
         notify_fanout,
         purge_interval: Duration::from_secs(30),
         request_timeout: Duration::from_secs(5),
+        ..EngineConfig::default()
     }
 }
 

@@ -12,6 +12,7 @@
 mod delta;
 mod join;
 mod purge;
+mod rows;
 mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +26,7 @@ use crate::{
 };
 
 pub use delta::Delta;
+pub use rows::Head;
 
 /// One write to a key: the dot of the event and the value it wrote, or `None`
 /// for a tombstone written by [`ORMap::remove`].
@@ -73,6 +75,9 @@ pub struct ORMap<K, V, T = ActorOrder> {
     tombstoned: BTreeSet<K>,
     /// Keys with at least one live sibling.
     live: usize,
+    /// Keys whose siblings changed since they were last taken, while
+    /// tracking is on (see [`Rows`](crate::Rows)).
+    touched: Option<BTreeSet<K>>,
     tiebreak: T,
 }
 
@@ -94,6 +99,7 @@ impl<K: Ord + Clone, V: Clone, T: Tiebreak<K, V>> ORMap<K, V, T> {
             index: BTreeMap::new(),
             tombstoned: BTreeSet::new(),
             live: 0,
+            touched: None,
             tiebreak,
         }
     }
@@ -260,6 +266,9 @@ impl<K: Ord + Clone, V: Clone, T: Tiebreak<K, V>> ORMap<K, V, T> {
                     self.index.insert(s.dot, key.clone());
                 }
             }
+        }
+        if let Some(touched) = &mut self.touched {
+            touched.insert(key.clone());
         }
         match (had_live, has_live) {
             (false, true) => self.live += 1,

@@ -32,6 +32,7 @@ pub(super) async fn run(shared: Arc<Shared>, tasks: TaskTracker) {
             let mut engine = shared.engine();
             let transmits: Vec<Transmit> = std::iter::from_fn(|| engine.poll_transmit()).collect();
             let events: Vec<_> = std::iter::from_fn(|| engine.poll_event()).collect();
+            shared.publish_startup(&engine);
             (transmits, events)
         };
         for event in events {

@@ -12,8 +12,8 @@ use tokio_util::{codec::Framed, task::TaskTracker};
 
 use super::Shared;
 use crate::{
-    CodecError, HANDSHAKE_MAX_FRAME_LENGTH, MAGIC, Message, MessageCodec, NodeId, PROTOCOL_VERSION,
-    RejectReason, SyncError,
+    Answer, CodecError, HANDSHAKE_MAX_FRAME_LENGTH, HelloOk, MAGIC, Message, MessageCodec, NodeId,
+    RejectReason, Reply, SyncError, negotiate,
 };
 
 pub(super) async fn accept(shared: Arc<Shared>, listener: TcpListener, tasks: TaskTracker) {
@@ -106,7 +106,7 @@ async fn session(shared: &Shared, stream: TcpStream) -> Result<(), SyncError> {
                 request.kind()
             )));
         }
-        let answer = {
+        let reply = {
             let mut engine = shared.engine();
             if let Some(replica) = request.replica().filter(|r| engine.is_registered(r)) {
                 let replica = replica.to_owned();
@@ -116,21 +116,65 @@ async fn session(shared: &Shared, stream: TcpStream) -> Result<(), SyncError> {
         };
         // A notification may have queued a pull.
         shared.wake.notify_one();
-        if let Some(answer) = answer {
-            let replica = answer.replica().map(str::to_owned);
-            let before = framed.codec().bytes_encoded();
-            tokio::time::timeout(config.io_timeout, framed.send(answer))
-                .await
-                .map_err(|_| SyncError::Timeout)??;
-            let sent = framed.codec().bytes_encoded() - before;
-            if let Some(replica) = replica {
-                let mut engine = shared.engine();
-                if engine.is_registered(&replica) {
-                    engine.metrics_mut().record_sent(&replica, sent);
-                }
+        let answer = match reply {
+            Reply::Nothing => continue,
+            Reply::Answer(answer) => answer,
+            Reply::Parked(id) => parked(shared, id).await?,
+        };
+        send_answer(shared, &mut framed, answer).await?;
+    }
+}
+
+/// Waits for parked pull `id`'s answer: taken from the next commit's cut,
+/// given once that commit is durable (a commit takes milliseconds; a store
+/// that keeps failing makes the session time out).
+async fn parked(shared: &Shared, id: u64) -> Result<Answer, SyncError> {
+    shared.persist.notify_one();
+    let deadline = tokio::time::Instant::now() + shared.config.io_timeout;
+    loop {
+        let wait = shared.durable_changed.notified();
+        tokio::pin!(wait);
+        wait.as_mut().enable();
+        if let Some(answer) = shared.engine().take_parked(id) {
+            return Ok(answer);
+        }
+        tokio::select! {
+            () = shared.shutdown.cancelled() => {
+                shared.engine().cancel_parked(id);
+                return Err(SyncError::Stopped);
+            }
+            () = &mut wait => {}
+            () = tokio::time::sleep_until(deadline) => {
+                shared.engine().cancel_parked(id);
+                return Err(SyncError::Timeout);
             }
         }
     }
+}
+
+/// Sends every message of `answer`, encoding each part as it goes.
+async fn send_answer(
+    shared: &Shared,
+    framed: &mut Framed<TcpStream, MessageCodec>,
+    mut answer: Answer,
+) -> Result<(), SyncError> {
+    let replica = answer.replica().to_owned();
+    let before = framed.codec().bytes_encoded();
+    while let Some(message) = answer.next_message() {
+        let message = message.inspect_err(|e| {
+            tracing::error!(%replica, error = %crate::error::chain(e), "cannot encode an answer");
+            shared.record_error();
+        })?;
+        tokio::time::timeout(shared.config.io_timeout, framed.send(message))
+            .await
+            .map_err(|_| SyncError::Timeout)??;
+    }
+    let sent = framed.codec().bytes_encoded() - before;
+    let mut engine = shared.engine();
+    if engine.is_registered(&replica) {
+        engine.metrics_mut().record_sent(&replica, sent);
+    }
+    Ok(())
 }
 
 /// Reads the caller's `Hello` and accepts it, or rejects it (sending the
@@ -154,31 +198,31 @@ async fn handshake(
             tracing::warn!(error = %e, "closing connection: bad first frame");
             RejectReason::NotAHello
         }
-        Some(Ok(Message::Hello {
-            magic,
-            version,
-            cluster,
-            node,
-        })) => {
-            if magic != MAGIC {
+        Some(Ok(Message::Hello(hello))) => {
+            let versions = config.versions;
+            let chosen = negotiate(versions, (hello.min_version, hello.max_version));
+            if hello.magic != MAGIC {
                 RejectReason::NotAHello
-            } else if version != PROTOCOL_VERSION {
-                RejectReason::UnsupportedVersion {
-                    supported: PROTOCOL_VERSION,
-                }
-            } else if cluster != config.cluster {
-                tracing::warn!(%node, %cluster, "rejecting a node of another cluster");
+            } else if hello.cluster != config.cluster {
+                tracing::warn!(node = %hello.node, cluster = %hello.cluster, "rejecting a node of another cluster");
                 RejectReason::WrongCluster {
                     expected: config.cluster.clone(),
                 }
-            } else {
-                let ok = Message::HelloOk {
+            } else if let Some(version) = chosen {
+                let ok = Message::HelloOk(HelloOk {
                     node: config.node.clone(),
-                };
+                    version,
+                });
                 tokio::time::timeout(config.io_timeout, framed.send(ok))
                     .await
                     .map_err(|_| SyncError::Timeout)??;
-                return Ok(node);
+                return Ok(hello.node);
+            } else {
+                tracing::warn!(node = %hello.node, min = hello.min_version, max = hello.max_version, "rejecting a node with no common protocol version");
+                RejectReason::UnsupportedVersion {
+                    min: versions.0,
+                    max: versions.1,
+                }
             }
         }
         Some(Ok(_)) => RejectReason::NotAHello,

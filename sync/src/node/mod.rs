@@ -2,27 +2,43 @@
 //!
 //! Thin by design: one driver task feeds the engine its timers and drains the
 //! requests it wants sent; one task per inbound session answers requests; one
-//! task per peer keeps a persistent outbound connection. The engine sits
-//! behind a mutex that is held only around synchronous engine calls, never
-//! across an `.await`.
+//! task per peer keeps a persistent outbound connection; with a store, one
+//! persister task writes the engine's commits (group commit: every change
+//! made while a commit is being written goes into the next one). The engine
+//! sits behind a mutex that is held only around synchronous engine calls,
+//! never across an `.await`.
+//!
+//! **Durability point.** A write to a durable replica (see
+//! [`NodeBuilder::durable`]) is applied in memory at once and readable
+//! locally; it is *durable* once a commit holding it has been written by the
+//! [`Storage`]: [`Node::flush`] returns then, which is when an app may
+//! acknowledge it. Before that, none of this node's own dots leave it: a
+//! peer's pull is answered after the commit, notifications wait for it.
 
 mod driver;
 mod inbound;
 mod outbound;
+mod persist;
 
 use std::{
+    collections::BTreeSet,
     net::SocketAddr,
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
 
-use crdt::DeltaCrdt;
+use crdt::{ActorId, Rows};
 use serde::{Serialize, de::DeserializeOwned};
-use tokio::{net::TcpListener, sync::Notify};
+use tokio::{
+    net::TcpListener,
+    sync::{Notify, watch},
+};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    DEFAULT_MAX_FRAME_LENGTH, Engine, EngineConfig, Event, Metrics, NodeId, PeerSource, SyncError,
+    DEFAULT_MAX_FRAME_LENGTH, Engine, EngineConfig, Event, MIN_PROTOCOL_VERSION, Metrics, NodeId,
+    PROTOCOL_VERSION, PeerSource, SyncError,
+    storage::{Identity, Storage, Stored},
 };
 
 /// Settings of a [`Node`].
@@ -65,6 +81,11 @@ pub struct NodeConfig {
     /// an answer. `None`: plaintext (the cluster name is then a label, not a
     /// secret).
     pub keyring: Option<seal::Keyring>,
+    /// The protocol versions spoken, lowest and highest (default
+    /// [`MIN_PROTOCOL_VERSION`] to [`PROTOCOL_VERSION`]); each connection
+    /// uses the highest version both sides speak. Only changed to test
+    /// rolling upgrades.
+    pub versions: (u16, u16),
 }
 
 impl NodeConfig {
@@ -85,8 +106,19 @@ impl NodeConfig {
             outbound_queue: 64,
             seed: None,
             keyring: None,
+            versions: (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION),
         }
     }
+}
+
+/// What the commits of a node's store have reached, for [`Node::flush`].
+#[derive(Debug, Clone, Default)]
+struct Committed {
+    /// Local writes durable so far (see [`Engine::committed_seq`]).
+    seq: u64,
+    /// The latest failed commit: the writes it covered (up to this sequence
+    /// number) and why.
+    failed: Option<(u64, Arc<crate::storage::StorageError>)>,
 }
 
 /// What every task of a node shares.
@@ -95,6 +127,19 @@ struct Shared {
     engine: Mutex<Engine>,
     /// Wakes the driver: the engine may have something to send.
     wake: Notify,
+    /// Wakes the persister: the engine may have something to commit.
+    persist: Notify,
+    /// Woken after every commit (parked pulls may be answered).
+    durable_changed: Notify,
+    /// Whether a store is configured.
+    storage: Option<Arc<dyn Storage>>,
+    /// Commits so far (for flush, and for parked pulls).
+    committed: watch::Sender<Committed>,
+    /// Whether the node may write (a restored actor verified) and has
+    /// caught up.
+    startup: watch::Sender<(bool, bool)>,
+    /// Per peer, whether its last handshake completed.
+    verified: Mutex<std::collections::BTreeMap<NodeId, bool>>,
     peers: Arc<dyn PeerSource>,
     events: tokio::sync::broadcast::Sender<Event>,
     shutdown: CancellationToken,
@@ -133,6 +178,33 @@ impl Shared {
         self.engine().metrics_mut().errors += 1;
     }
 
+    /// Records the outcome of a handshake with `peer` and tells subscribers
+    /// when it changes.
+    fn peer_verified(&self, peer: &NodeId, ok: bool) {
+        let changed = {
+            let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            verified.insert(peer.clone(), ok) != Some(ok)
+        };
+        if changed {
+            let event = if ok {
+                Event::PeerVerified(peer.clone())
+            } else {
+                Event::PeerFailed(peer.clone())
+            };
+            let _ = self.events.send(event);
+        }
+    }
+
+    /// Publishes what the engine's start-up has reached.
+    fn publish_startup(&self, engine: &Engine) {
+        let state = (engine.ready(), engine.caught_up());
+        self.startup.send_if_modified(|s| {
+            let changed = *s != state;
+            *s = state;
+            changed
+        });
+    }
+
     fn record_rejection(&self) {
         self.engine().metrics_mut().rejections += 1;
     }
@@ -142,20 +214,101 @@ impl Shared {
 pub struct NodeBuilder {
     config: NodeConfig,
     engine: Engine,
+    storage: Option<(Arc<dyn Storage>, Stored)>,
+    actor: Option<ActorId>,
+    restored: bool,
 }
 
 impl NodeBuilder {
-    /// Registers `replica` under `name` (see [`Engine::register`]).
+    /// Registers `replica` under `name`, in memory only (see
+    /// [`Engine::register`]): not persisted, so a restart must give it a
+    /// fresh actor (never reuse an `ActorId` whose dots may exist).
     ///
     /// # Errors
     /// [`SyncError::DuplicateReplica`] if the name is taken.
     pub fn replica<T>(mut self, name: &str, replica: T) -> Result<Self, SyncError>
     where
-        T: DeltaCrdt + Send + 'static,
+        T: Rows + Send + 'static,
         T::Delta: Serialize + DeserializeOwned,
-        T::Key: Ord + Send + 'static,
+        T::Key: Ord + Clone + Serialize + DeserializeOwned + Send + 'static,
     {
         self.engine.register(name, replica)?;
+        Ok(self)
+    }
+
+    /// Persists every durable replica in `storage` and loads what it holds.
+    /// The node's actor comes from it: the one it stored (if it was stored
+    /// by a node of this name: a store copied to another node gets a fresh
+    /// actor), verified with the peers at start (see [`Engine`]); or, for a
+    /// new or lost store, a fresh random one, written with the first commit.
+    ///
+    /// # Errors
+    /// [`SyncError::Storage`] if the store cannot be read.
+    pub fn storage(mut self, storage: impl Storage) -> Result<Self, SyncError> {
+        let stored = storage.load()?;
+        let (actor, restored) = match &stored.identity {
+            Some(_) if storage.repaired() => {
+                tracing::warn!(
+                    store = %storage.location(),
+                    "the store was repaired at open (its last commits may be lost): taking a fresh actor"
+                );
+                (ActorId(rand::random()), false)
+            }
+            Some(identity) if identity.node == self.config.node.0 => (identity.actor, true),
+            Some(identity) => {
+                tracing::warn!(
+                    store = %storage.location(), stored_for = %identity.node, node = %self.config.node,
+                    "the store was written by another node: taking a fresh actor"
+                );
+                (ActorId(rand::random()), false)
+            }
+            None => (ActorId(rand::random()), false),
+        };
+        if !restored {
+            self.engine.persist_identity(Identity {
+                node: self.config.node.0.clone(),
+                actor,
+            });
+        }
+        self.actor = Some(actor);
+        self.restored = restored;
+        self.storage = Some((Arc::new(storage), stored));
+        Ok(self)
+    }
+
+    /// The actor this node's durable replicas mint dots for (after
+    /// [`storage`](Self::storage)).
+    pub fn actor(&self) -> Option<ActorId> {
+        self.actor
+    }
+
+    /// Registers a durable replica under `name`: `make` builds it empty for
+    /// the node's actor, and it is restored from what the store holds for
+    /// `name`. Every change is committed to the store (see the module docs
+    /// for the durability point).
+    ///
+    /// # Errors
+    /// [`SyncError::Protocol`] if no storage is configured;
+    /// [`SyncError::DuplicateReplica`]; [`SyncError::Restore`] if the stored
+    /// state cannot be used.
+    pub fn durable<T>(
+        mut self,
+        name: &str,
+        make: impl FnOnce(ActorId) -> T,
+    ) -> Result<Self, SyncError>
+    where
+        T: Rows + Send + 'static,
+        T::Delta: Serialize + DeserializeOwned,
+        T::Key: Ord + Clone + Serialize + DeserializeOwned + Send + 'static,
+    {
+        let (Some((_, stored)), Some(actor)) = (&self.storage, self.actor) else {
+            return Err(SyncError::Protocol(format!(
+                "replica {name:?} is durable but the node has no storage"
+            )));
+        };
+        let replica = make(actor);
+        self.engine
+            .register_durable(name, replica, stored.replicas.get(name))?;
         Ok(self)
     }
 
@@ -163,16 +316,35 @@ impl NodeBuilder {
     /// a tokio runtime.
     ///
     /// # Errors
-    /// [`SyncError::Io`] if the listener cannot be bound.
-    pub async fn start(self, peers: Arc<dyn PeerSource>) -> Result<Node, SyncError> {
-        let listener = TcpListener::bind(self.config.listen).await?;
-        let local_addr = listener.local_addr()?;
+    /// [`SyncError::Bind`] if the listener cannot be bound.
+    pub async fn start(mut self, peers: Arc<dyn PeerSource>) -> Result<Node, SyncError> {
+        let listener = TcpListener::bind(self.config.listen)
+            .await
+            .map_err(|source| SyncError::Bind {
+                addr: self.config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| SyncError::Bind {
+            addr: self.config.listen,
+            source,
+        })?;
+        if let (true, Some(actor)) = (self.restored, self.actor) {
+            self.engine.verify_restored_actor(actor);
+        }
         let (events, _) = tokio::sync::broadcast::channel(256);
         let shutdown = CancellationToken::new();
+        let storage = self.storage.map(|(s, _)| s);
+        let startup = (self.engine.ready(), self.engine.caught_up());
         let shared = Arc::new(Shared {
             config: self.config,
             engine: Mutex::new(self.engine),
             wake: Notify::new(),
+            persist: Notify::new(),
+            durable_changed: Notify::new(),
+            storage: storage.clone(),
+            committed: watch::Sender::new(Committed::default()),
+            startup: watch::Sender::new(startup),
+            verified: Mutex::new(std::collections::BTreeMap::new()),
             peers,
             events,
             shutdown: shutdown.clone(),
@@ -181,6 +353,9 @@ impl NodeBuilder {
         let tasks = TaskTracker::new();
         tasks.spawn(driver::run(shared.clone(), tasks.clone()));
         tasks.spawn(inbound::accept(shared.clone(), listener, tasks.clone()));
+        if let Some(storage) = storage {
+            tasks.spawn(persist::run(shared.clone(), storage));
+        }
         tracing::info!(node = %shared.config.node, %local_addr, "sync node started");
         Ok(Node {
             shared,
@@ -209,7 +384,13 @@ impl Node {
             seed,
             std::time::Instant::now(),
         );
-        NodeBuilder { config, engine }
+        NodeBuilder {
+            config,
+            engine,
+            storage: None,
+            actor: None,
+            restored: false,
+        }
     }
 
     /// The address the listener is bound to.
@@ -223,25 +404,115 @@ impl Node {
     }
 
     /// Changes replica `name` locally (see [`Engine::write`]); peers are
-    /// notified right after.
+    /// notified right after (for a durable replica, once the write is
+    /// durable: await [`flush`](Self::flush) before acknowledging it).
     ///
     /// # Errors
-    /// [`SyncError::UnknownReplica`] or [`SyncError::WrongType`].
-    pub fn write<T: DeltaCrdt + 'static, R>(
+    /// [`SyncError::UnknownReplica`] or [`SyncError::WrongType`];
+    /// [`SyncError::NotReady`] while a restored actor is being verified
+    /// (await [`ready`](Self::ready) first).
+    pub fn write<T: Rows + 'static, R>(
         &self,
         name: &str,
         write: impl FnOnce(&mut T) -> R,
     ) -> Result<R, SyncError> {
         let out = self.shared.engine().write(name, write)?;
         self.shared.wake.notify_one();
+        self.shared.persist.notify_one();
         Ok(out)
+    }
+
+    /// Returns once every write made before the call is durable (at once
+    /// without a store).
+    ///
+    /// # Errors
+    /// [`SyncError::Storage`] if the commit that held them failed (they stay
+    /// applied in memory and are retried with the next commit: call again);
+    /// [`SyncError::Stopped`] if the node stopped first.
+    pub async fn flush(&self) -> Result<(), SyncError> {
+        if self.shared.storage.is_none() {
+            return Ok(());
+        }
+        let target = self.shared.engine().write_seq();
+        let mut committed = self.shared.committed.subscribe();
+        self.shared.persist.notify_one();
+        let seen = committed.borrow_and_update().seq;
+        if seen >= target {
+            return Ok(());
+        }
+        loop {
+            tokio::select! {
+                () = self.shared.shutdown.cancelled() => return Err(SyncError::Stopped),
+                changed = committed.changed() => {
+                    if changed.is_err() {
+                        return Err(SyncError::Stopped);
+                    }
+                }
+            }
+            let state = committed.borrow_and_update().clone();
+            if state.seq >= target {
+                return Ok(());
+            }
+            if let Some((covered, error)) = state.failed
+                && covered >= target
+            {
+                return Err(SyncError::CommitFailed(error));
+            }
+        }
+    }
+
+    /// Returns once the node may write: at once, unless its actor was
+    /// restored from the store and is being verified with the peers (at
+    /// most the engine's `startup_timeout`).
+    pub async fn ready(&self) {
+        let mut startup = self.shared.startup.subscribe();
+        let _ = startup.wait_for(|(ready, _)| *ready).await;
+    }
+
+    /// Returns once the start-up exchange with the peers is over (see
+    /// [`Event::CaughtUp`]): what this node holds is then as recent as what
+    /// they held when it started (or it is alone, or it stopped waiting).
+    pub async fn caught_up(&self) {
+        let mut startup = self.shared.startup.subscribe();
+        let _ = startup.wait_for(|(_, caught_up)| *caught_up).await;
+    }
+
+    /// Says hello to whatever listens on `addr` (a sync listener of this
+    /// cluster, with this node's key and versions) and returns the node id
+    /// it answers with; the connection is closed at once. For telling a
+    /// live node from a stale record of one.
+    ///
+    /// # Errors
+    /// [`SyncError`] if nothing answers the handshake (unreachable, refused,
+    /// another cluster, a timeout).
+    pub async fn probe(&self, addr: SocketAddr) -> Result<NodeId, SyncError> {
+        let (_, node) = outbound::handshake(&self.shared, addr).await?;
+        Ok(node)
+    }
+
+    /// Whether the start-up exchange is over (see [`caught_up`](Self::caught_up)).
+    pub fn is_caught_up(&self) -> bool {
+        self.shared.startup.borrow().1
+    }
+
+    /// The peers whose last handshake succeeded: reachable, of this cluster,
+    /// of a compatible version, and holding the cluster key if there is one.
+    pub fn verified_peers(&self) -> BTreeSet<NodeId> {
+        self.shared
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, ok)| **ok)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Reads replica `name`. `read` runs under the engine lock: keep it short.
     ///
     /// # Errors
     /// [`SyncError::UnknownReplica`] or [`SyncError::WrongType`].
-    pub fn read<T: DeltaCrdt + 'static, R>(
+    pub fn read<T: Rows + 'static, R>(
         &self,
         name: &str,
         read: impl FnOnce(&T) -> R,
@@ -255,10 +526,7 @@ impl Node {
     ///
     /// # Errors
     /// [`SyncError::UnknownReplica`] or [`SyncError::WrongType`].
-    pub fn take_changes<T: DeltaCrdt + 'static>(
-        &self,
-        name: &str,
-    ) -> Result<Vec<T::Key>, SyncError> {
+    pub fn take_changes<T: Rows + 'static>(&self, name: &str) -> Result<Vec<T::Key>, SyncError> {
         self.shared.engine().take_changes::<T>(name)
     }
 
@@ -286,7 +554,8 @@ impl Node {
     }
 
     /// Stops every task of the node and waits for them: the listener closes,
-    /// sessions and connections are dropped. Calling it again does nothing.
+    /// sessions and connections are dropped, and (with a store) a last
+    /// commit writes what is pending. Calling it again does nothing.
     pub async fn shutdown(&self) {
         self.shared.shutdown.cancel();
         self.tasks.close();

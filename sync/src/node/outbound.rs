@@ -9,9 +9,7 @@ use tokio::{net::TcpStream, sync::mpsc, time::Instant};
 use tokio_util::codec::Framed;
 
 use super::Shared;
-use crate::{
-    HANDSHAKE_MAX_FRAME_LENGTH, MAGIC, Message, MessageCodec, PROTOCOL_VERSION, Peer, SyncError,
-};
+use crate::{HANDSHAKE_MAX_FRAME_LENGTH, Hello, MAGIC, Message, MessageCodec, Peer, SyncError};
 
 pub(super) async fn run(shared: Arc<Shared>, peer: Peer, mut requests: mpsc::Receiver<Message>) {
     let mut backoff = shared.config.reconnect_backoff_min;
@@ -32,15 +30,25 @@ pub(super) async fn run(shared: Arc<Shared>, peer: Peer, mut requests: mpsc::Rec
         match connect(&shared, &peer).await {
             Ok(framed) => {
                 backoff = shared.config.reconnect_backoff_min;
-                match serve(&shared, &peer, framed, first, &mut requests).await {
+                shared.peer_verified(&peer.id, true);
+                let served = serve(&shared, &peer, framed, first, &mut requests).await;
+                shared.engine().handle_connection_lost(&peer.id);
+                match served {
                     Ok(()) => return,
                     Err(e) => {
-                        tracing::debug!(peer = %peer.id, error = %e, "connection lost");
+                        tracing::debug!(peer = %peer.id, error = %crate::error::chain(&e), "connection lost");
                         shared.record_failure(&e);
                     }
                 }
             }
             Err(e) => {
+                shared.peer_verified(&peer.id, false);
+                let rejected = matches!(
+                    &e,
+                    SyncError::Rejected(_) | SyncError::Codec(crate::CodecError::Rejected(_))
+                );
+                shared.engine().handle_peer_failed(&peer.id, rejected);
+                shared.wake.notify_one();
                 match &e {
                     SyncError::Rejected(reason) => {
                         tracing::warn!(peer = %peer.id, addr = %peer.addr, %reason, "peer rejected us");
@@ -66,33 +74,52 @@ type Connection = Framed<TcpStream, MessageCodec>;
 
 /// Connects and completes the handshake within the handshake timeout.
 async fn connect(shared: &Shared, peer: &Peer) -> Result<Connection, SyncError> {
+    let (framed, node) = handshake(shared, peer.addr).await?;
+    if node != peer.id {
+        return Err(SyncError::Protocol(format!(
+            "expected node {}, reached {node}",
+            peer.id
+        )));
+    }
+    Ok(framed)
+}
+
+/// Connects to `addr`, says hello and returns the connection and who
+/// answered, within the handshake timeout.
+pub(super) async fn handshake(
+    shared: &Shared,
+    addr: std::net::SocketAddr,
+) -> Result<(Connection, crate::NodeId), SyncError> {
     let config = &shared.config;
     let handshake = async {
-        let stream = TcpStream::connect(peer.addr).await?;
+        let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let mut framed = Framed::new(
             stream,
             shared.codec(HANDSHAKE_MAX_FRAME_LENGTH, seal::Role::Client),
         );
         framed
-            .send(Message::Hello {
+            .send(Message::Hello(Hello {
                 magic: MAGIC,
-                version: PROTOCOL_VERSION,
+                max_version: config.versions.1,
                 cluster: config.cluster.clone(),
                 node: config.node.clone(),
-            })
+                min_version: config.versions.0,
+            }))
             .await?;
         match framed.next().await {
-            Some(Ok(Message::HelloOk { node })) if node == peer.id => {
+            Some(Ok(Message::HelloOk(ok))) => {
+                if ok.version < config.versions.0 || ok.version > config.versions.1 {
+                    return Err(SyncError::Protocol(format!(
+                        "peer chose protocol version {}, outside {}..={}",
+                        ok.version, config.versions.0, config.versions.1
+                    )));
+                }
                 framed
                     .codec_mut()
                     .set_max_frame_length(config.max_frame_length);
-                Ok(framed)
+                Ok((framed, ok.node))
             }
-            Some(Ok(Message::HelloOk { node })) => Err(SyncError::Protocol(format!(
-                "expected node {}, reached {node}",
-                peer.id
-            ))),
             Some(Ok(Message::Reject { reason })) => Err(SyncError::Rejected(reason)),
             Some(Ok(other)) => Err(SyncError::Protocol(format!(
                 "expected hello_ok, got {}",
@@ -147,7 +174,10 @@ async fn serve(
                 };
                 let size = framed.codec().bytes_decoded() - decoded;
                 decoded = framed.codec().bytes_decoded();
-                outstanding = outstanding.saturating_sub(1);
+                // A chunk is part of an answer still coming.
+                if !matches!(answer, Message::Chunk { .. }) {
+                    outstanding = outstanding.saturating_sub(1);
+                }
                 answer_due = Instant::now() + io_timeout;
                 let result = {
                     let mut engine = shared.engine();
@@ -158,9 +188,10 @@ async fn serve(
                     engine.handle_response(&peer.id, answer)
                 };
                 if let Err(e) = result {
-                    tracing::warn!(peer = %peer.id, error = %e, "dropping a bad answer");
+                    tracing::warn!(peer = %peer.id, error = %crate::error::chain(&e), "dropping a bad answer");
                 }
                 shared.wake.notify_one();
+                shared.persist.notify_one();
             }
             () = tokio::time::sleep_until(answer_due), if outstanding > 0 => {
                 return Err(SyncError::Timeout);

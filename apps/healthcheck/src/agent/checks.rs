@@ -83,6 +83,9 @@ pub(super) async fn run(
             () = tokio::time::sleep_until(deadline.into()) => {}
             Some(d) = done.recv() => l.finish(d),
             event = members.recv() => {
+                if let Ok(MembershipEvent::NameConflict(other)) = &event {
+                    l.name_conflict(other.clone());
+                }
                 if !matches!(event, Err(broadcast::error::RecvError::Closed)) {
                     l.refresh_members().await;
                 }
@@ -96,13 +99,15 @@ pub(super) async fn run(
                         .take_changes::<Registry>(ORIGINS)
                         .unwrap_or_default();
                     l.sync_keys(keys);
-                    l.shared.persist_later();
                 }
+                // A peer passed (or failed) the sync handshake: it counts as
+                // live for ownership only once it passed.
+                Ok(Event::PeerVerified(_) | Event::PeerFailed(_)) => l.refresh_members().await,
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     l.observe_health();
                     l.sync_registry();
-                    l.shared.persist_later();
+                    l.refresh_members().await;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
@@ -128,11 +133,16 @@ impl Loop {
         // A suspected member is not counted as live for ownership: its
         // origins are taken over at once rather than after the suspicion
         // timeout (a moment with two checkers if the suspicion was false,
-        // rather than a gap if it was not).
+        // rather than a gap if it was not). Nor is a member whose sync
+        // handshake has not succeeded: its results could not reach anyone
+        // (another cluster, version or key, or a blocked port), so it must
+        // not be the one that checks.
+        let verified = self.shared.node.verified_peers();
         let live: Vec<String> = m
-            .members()
+            .distinct_members()
             .into_iter()
             .filter(|x| x.state == membership::MemberState::Alive)
+            .filter(|x| verified.contains(&sync::NodeId(x.id.clone())))
             .map(|x| x.id)
             .collect();
         let all = m.all_members();
@@ -323,6 +333,29 @@ impl Loop {
             .store(self.checking.len() as u64, Ordering::Relaxed);
     }
 
+    /// Another live member has this agent's name: if it answers a sync
+    /// handshake under it and started first (lower bump), this agent is the
+    /// duplicate and stops (the one running first keeps its origins).
+    fn name_conflict(&mut self, other: membership::MemberInfo) {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            if other.bump >= shared.bump {
+                tracing::warn!(
+                    other = %other.gossip_addr, "another agent with this agent's name joined after it; it should refuse to start"
+                );
+                return;
+            }
+            if let Ok(name) = shared.node.probe(other.sync_addr).await
+                && name.0 == shared.config.node
+            {
+                shared.fail(format!(
+                    "another agent named {:?} is alive at {} (gossip; sync {}), running since before this one (gossip {}): stopping",
+                    shared.config.node, other.gossip_addr, other.sync_addr, shared.gossip_addr
+                ));
+            }
+        });
+    }
+
     /// Counts a finished check, writes a record if the verdict changed (or
     /// this agent just took the origin, or the refresh is due), reschedules.
     fn finish(&mut self, done: Done) {
@@ -349,6 +382,19 @@ impl Loop {
             self.streaks.remove(&origin);
             self.schedule
                 .add(&origin, next_due(now, interval, false, self.rng.random()));
+            return;
+        }
+        // Until the node has caught up with its peers after starting, what
+        // it holds may be older than the cluster's view: check, keep the
+        // streak, but publish nothing.
+        if !self.shared.node.is_caught_up() {
+            let visible = self.shared.health(&origin);
+            self.streaks
+                .entry(origin.clone())
+                .or_insert_with(|| Streak::new(visible.as_ref().map_or(spec.initial, |v| v.status)))
+                .record(outcome.ok, spec.rise, spec.fall);
+            self.schedule
+                .add(&origin, next_due(now, interval, true, self.rng.random()));
             return;
         }
         let me = self.shared.me().to_owned();

@@ -4,14 +4,20 @@
 //!   `health` (the results);
 //! * a `membership::Membership` (SWIM) whose live members are the sync
 //!   node's peers and the ownership's live view;
-//! * a [`Store`] persisting the registry and the start generation;
+//! * its store ([`crate::store`]): both maps and the node's identity,
+//!   committed by the sync node in groups; a write to the registry is
+//!   acknowledged once durable;
 //! * the check loop (`checks`), the only owner of the schedule, the
-//!   ownership state and the rise/fall streaks;
-//! * the persister (`persist`), committing the registry in groups;
+//!   ownership state and the rise/fall streaks; it writes no health record
+//!   before the node has caught up with its peers after starting;
 //! * the HTTP API ([`crate::api`]).
+//!
+//! At start, before checking anything, an agent looks for another live
+//! agent with its own name (SWIM shows it at another address): if that one
+//! answers a sync handshake under the name, this agent refuses to start
+//! ([`StartError::DuplicateName`]), and the running one keeps its origins.
 
 mod checks;
-mod persist;
 
 use std::{
     net::SocketAddr,
@@ -19,13 +25,11 @@ use std::{
     time::Instant,
 };
 
-use crdt::{ActorId, DeltaCrdt};
+use crdt::ActorId;
 use membership::{MemberInfo, Membership, MembershipConfig, MembershipPeers};
-use sync::{Node, NodeConfig, Peer, PeerSource};
-use tokio::sync::{Mutex, Notify, mpsc};
+use sync::{Node, NodeConfig, Peer, PeerSource, SyncError};
+use tokio::sync::{Mutex, Notify};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-
-pub use persist::PersistError;
 
 use crate::{
     checker::{Checker, CheckerConfig},
@@ -33,8 +37,38 @@ use crate::{
     record::HealthRecord,
     registry::{HEALTH, HealthMap, ORIGINS, Registered, Registry, now_ms},
     spec::OriginSpec,
-    store::{Store, StoreError},
+    store::StoreError,
 };
+
+/// Why a registry change could not be acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    /// The change is applied in memory (and replicated once durable) but
+    /// its commit failed; it is retried with the next one.
+    #[error("persisting the registry")]
+    Store(#[source] SyncError),
+    /// The agent is verifying its identity with its peers after a restart;
+    /// nothing changed. Retry in a moment.
+    #[error("not ready: this agent is verifying its identity with its peers; retry shortly")]
+    NotReady,
+    /// The agent is shutting down.
+    #[error("the agent is stopping")]
+    Stopped,
+    /// A replica missing or of another type: a bug.
+    #[error("internal")]
+    Internal(#[source] SyncError),
+}
+
+impl From<SyncError> for PersistError {
+    fn from(e: SyncError) -> Self {
+        match e {
+            SyncError::NotReady => PersistError::NotReady,
+            SyncError::Stopped => PersistError::Stopped,
+            SyncError::CommitFailed(_) | SyncError::Storage(_) => PersistError::Store(e),
+            other => PersistError::Internal(other),
+        }
+    }
+}
 
 /// Why an agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -52,14 +86,31 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// The sync node could not start.
-    #[error("sync: {0}")]
+    #[error("sync")]
     Sync(#[from] sync::SyncError),
     /// The membership could not start.
-    #[error("membership: {0}")]
+    #[error("membership")]
     Membership(#[from] membership::MembershipError),
     /// The cluster key file could not be used.
-    #[error("cluster key: {0}")]
+    #[error("cluster key")]
     Keys(#[from] crate::keys::KeyFileError),
+    /// Another agent with this agent's name is alive (it answered a sync
+    /// handshake under it): names are unique in a cluster. It keeps
+    /// running; this one stops.
+    #[error(
+        "another agent named {name:?} is alive at {theirs} (gossip; sync {their_sync}): this agent \
+         (gossip {ours}) refuses to start; give it another name, or stop the other one"
+    )]
+    DuplicateName {
+        /// The name.
+        name: String,
+        /// This agent's gossip address.
+        ours: SocketAddr,
+        /// The other agent's gossip address.
+        theirs: SocketAddr,
+        /// The other agent's sync address.
+        their_sync: SocketAddr,
+    },
     /// The HTTP client for checks could not be built.
     #[error("checker: {0}")]
     Checker(String),
@@ -104,17 +155,15 @@ pub struct Shared {
     pub config: AgentConfig,
     /// The sync node holding both replicas.
     pub node: Node,
-    membership: Mutex<Option<Membership>>,
+    pub(crate) membership: Mutex<Option<Membership>>,
     members_view: Arc<RwLock<Vec<MemberInfo>>>,
-    gossip_addr: SocketAddr,
+    pub(crate) gossip_addr: SocketAddr,
     /// This agent's SWIM identity bump (its start time in ms).
-    bump: u64,
+    pub(crate) bump: u64,
     /// Check counters.
     pub stats: Stats,
-    /// This start's actor id (both maps).
-    pub actor: ActorId,
-    /// This start's generation.
-    pub generation: u64,
+    /// Origins migrated from the first release's store at this start.
+    pub migrated: usize,
     /// When the agent started.
     pub started: Instant,
     /// Woken when the registry changes locally (the check loop re-reads it).
@@ -123,8 +172,10 @@ pub struct Shared {
     pub(crate) registry_dirty: std::sync::Mutex<Vec<String>>,
     /// The API's cached origins list.
     pub list: crate::api::ListSlot,
-    persist: mpsc::Sender<persist::Request>,
     shutdown: CancellationToken,
+    /// Set when the agent must stop on its own (see [`Agent::fatal`]).
+    fatal: std::sync::Mutex<Option<String>>,
+    fatal_signal: CancellationToken,
     /// The cluster keys, if a key file is configured.
     pub keyring: Option<seal::Keyring>,
     /// SWIM datagrams refused by the cluster key.
@@ -153,45 +204,62 @@ impl Shared {
         &self.config.node
     }
 
-    /// Registers or replaces origin `id` and persists the registry before
-    /// returning. Returns whether it was new.
+    /// The actor this agent's replicas mint dots for: one per data dir,
+    /// kept across restarts (a fresh one only for a lost, stale or copied
+    /// store).
+    pub fn actor(&self) -> ActorId {
+        self.node
+            .read::<Registry, _>(ORIGINS, |m| m.actor())
+            .unwrap_or_default()
+    }
+
+    /// Registers or replaces origin `id` and returns once the change is
+    /// durable. Returns whether it was new.
     ///
     /// # Errors
-    /// [`PersistError`] if the registry could not be persisted (the change
-    /// is applied in memory and replicated anyway; it will be persisted with
-    /// the next successful commit).
+    /// [`PersistError`]: [`NotReady`](PersistError::NotReady) if the agent
+    /// is still verifying its identity after the bound; [`Store`](PersistError::Store)
+    /// if the commit failed (the change is applied in memory and retried).
     pub async fn put_origin(&self, id: &str, spec: OriginSpec) -> Result<bool, PersistError> {
+        self.ready().await?;
         let entry = Registered {
             spec,
             updated_at_ms: now_ms(),
         };
-        let created = self
-            .node
-            .write::<Registry, _>(ORIGINS, |m| {
-                let created = !m.contains_key(&id.to_owned());
-                m.insert(id.to_owned(), entry);
-                created
-            })
-            .map_err(|e| PersistError::Internal(e.to_string()))?;
+        let created = self.node.write::<Registry, _>(ORIGINS, |m| {
+            let created = !m.contains_key(&id.to_owned());
+            m.insert(id.to_owned(), entry);
+            created
+        })?;
         self.local_registry_change(id);
-        self.persist_now(id).await?;
+        self.node.flush().await?;
         Ok(created)
     }
 
-    /// Removes origin `id` and persists; `false` if it was not registered.
+    /// Removes origin `id` and returns once that is durable; `false` if it
+    /// was not registered.
     ///
     /// # Errors
     /// [`PersistError`], as for [`put_origin`](Self::put_origin).
     pub async fn delete_origin(&self, id: &str) -> Result<bool, PersistError> {
+        self.ready().await?;
         let removed = self
             .node
-            .write::<Registry, _>(ORIGINS, |m| m.remove(&id.to_owned()).is_some())
-            .map_err(|e| PersistError::Internal(e.to_string()))?;
+            .write::<Registry, _>(ORIGINS, |m| m.remove(&id.to_owned()).is_some())?;
         if removed {
             self.local_registry_change(id);
-            self.persist_now(id).await?;
+            self.node.flush().await?;
         }
         Ok(removed)
+    }
+
+    /// Waits (at most the start-up bound, plus a margin) for the node to
+    /// accept writes.
+    async fn ready(&self) -> Result<(), PersistError> {
+        let bound = startup_bound(&self.config) * 2;
+        tokio::time::timeout(bound, self.node.ready())
+            .await
+            .map_err(|_| PersistError::NotReady)
     }
 
     fn local_registry_change(&self, id: &str) {
@@ -258,27 +326,18 @@ impl Shared {
         out
     }
 
-    /// Persists the row of `key` (and whatever sync touched meanwhile),
-    /// returning when it is durable.
-    async fn persist_now(&self, key: &str) -> Result<(), PersistError> {
-        let (done, wait) = tokio::sync::oneshot::channel();
-        self.persist
-            .send(persist::Request {
-                key: Some(key.to_owned()),
-                done: Some(done),
-            })
-            .await
-            .map_err(|_| PersistError::Stopped)?;
-        wait.await.map_err(|_| PersistError::Stopped)?
+    /// Stops the agent on its own, with `why` (see [`Agent::fatal`]).
+    pub(crate) fn fail(&self, why: String) {
+        tracing::error!("{why}");
+        *self.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        self.fatal_signal.cancel();
     }
+}
 
-    /// Asks for the keys sync touched to be persisted soon.
-    fn persist_later(&self) {
-        let _ = self.persist.try_send(persist::Request {
-            key: None,
-            done: None,
-        });
-    }
+/// How long a starting agent waits for its peers' first answers (and, with
+/// a restored actor, to verify it) before it decides it is alone or unsure.
+fn startup_bound(config: &AgentConfig) -> std::time::Duration {
+    (config.pull_interval * 3).max(std::time::Duration::from_millis(500))
 }
 
 /// A running agent.
@@ -298,33 +357,7 @@ impl Agent {
             Some(path) => Some(crate::keys::KeyFile::read(path)?.keyring()),
             None => None,
         };
-        let store = Store::open(&config.data_dir)?;
-        let generation = store.next_generation()?;
-        // A fresh random actor per start: it cannot repeat, whatever
-        // happens to the data dir (a generation kept only in the data dir
-        // repeated after the dir was lost, and reused dots).
-        let actor = ActorId(rand::random());
-        let mut registry = Registry::new(actor);
-        if let Some(state) = store.load_registry()? {
-            registry.join_delta(state);
-        }
-        for (id, spec) in &config.origins {
-            let current = registry.get(id).map(|r| &r.spec);
-            if current != Some(spec) {
-                registry.insert(
-                    id.clone(),
-                    Registered {
-                        spec: spec.clone(),
-                        updated_at_ms: now_ms(),
-                    },
-                );
-            }
-        }
-        // Rewrite the registry whole once per start: config origins in, rows
-        // of tombstones purged since they were written out.
-        store.replace_registry(&registry)?;
-        let health = HealthMap::new(actor);
-
+        let (storage, migrated) = crate::store::open(&config.data_dir)?;
         let peers = Arc::new(LatePeers::default());
         let mut sync_config = NodeConfig::new(
             config.node.clone(),
@@ -332,10 +365,12 @@ impl Agent {
             config.sync_listen,
         );
         sync_config.engine.pull_interval = config.pull_interval;
+        sync_config.engine.startup_timeout = startup_bound(&config);
         sync_config.keyring = keyring.clone();
         let node = Node::builder(sync_config)
-            .replica(ORIGINS, registry)?
-            .replica(HEALTH, health)?
+            .storage(storage)?
+            .durable(ORIGINS, Registry::new)?
+            .durable(HEALTH, HealthMap::new)?
             .start(peers.clone())
             .await?;
 
@@ -356,6 +391,11 @@ impl Agent {
                 return Err(e.into());
             }
         };
+        if let Err(e) = refuse_a_duplicate(&config, &node, &membership).await {
+            membership.shutdown().await;
+            node.shutdown().await;
+            return Err(e);
+        }
         let gossip_addr = config
             .gossip_advertise
             .unwrap_or_else(|| membership.local_addr());
@@ -385,7 +425,6 @@ impl Agent {
             source,
         })?;
 
-        let (persist_tx, persist_rx) = mpsc::channel(1024);
         let membership_events = membership.subscribe();
         let swim_rejections = membership.rejection_counters();
         let members_view = Arc::new(RwLock::new(Vec::new()));
@@ -397,25 +436,25 @@ impl Agent {
             gossip_addr,
             bump,
             stats: Stats::default(),
-            actor,
-            generation,
+            migrated,
             started: Instant::now(),
             registry_changed: Notify::new(),
             registry_dirty: std::sync::Mutex::new(Vec::new()),
             list: crate::api::ListSlot::default(),
-            persist: persist_tx,
             shutdown: shutdown.clone(),
+            fatal: std::sync::Mutex::new(None),
+            fatal_signal: CancellationToken::new(),
             keyring,
             swim_rejections,
             config,
         });
         let tasks = TaskTracker::new();
-        tasks.spawn(persist::run(shared.clone(), store, persist_rx));
         tasks.spawn(checks::run(shared.clone(), checker, membership_events));
+        tasks.spawn(register_configured(shared.clone()));
         tasks.spawn(crate::api::serve(shared.clone(), api_listener, shutdown));
         tracing::info!(
             node = %shared.config.node, %api_addr, gossip = %gossip_addr,
-            sync = %shared.node.local_addr(), generation, "agent started"
+            sync = %shared.node.local_addr(), actor = %shared.actor(), migrated, "agent started"
         );
         Ok(Agent {
             shared,
@@ -449,6 +488,19 @@ impl Agent {
         &self.shared
     }
 
+    /// Returns when the agent has stopped working on its own, with why: it
+    /// found another live agent with its name after starting (the later of
+    /// the two stops). Never returns otherwise.
+    pub async fn fatal(&self) -> String {
+        self.shared.fatal_signal.cancelled().await;
+        self.shared
+            .fatal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default()
+    }
+
     /// Stops gracefully: leaves the SWIM cluster (others learn at once),
     /// finishes persisting, stops every task.
     pub async fn shutdown(self) {
@@ -475,4 +527,65 @@ impl Agent {
         self.shared.node.shutdown().await;
         tracing::info!(node = %self.shared.config.node, graceful, "agent stopped");
     }
+}
+
+/// Registers the origins of the config file, once the node accepts writes.
+async fn register_configured(shared: Arc<Shared>) {
+    for (id, spec) in shared.config.origins.clone() {
+        if shared.origin(&id).as_ref() == Some(&spec) {
+            continue;
+        }
+        if let Err(e) = shared.put_origin(&id, spec).await {
+            tracing::error!(origin = %id, error = %e, "cannot register an origin of the config file");
+        }
+    }
+}
+
+/// Refuses to start if another live agent has this agent's name: SWIM
+/// shows a member with the name at another address, and it answers a sync
+/// handshake under that name (a node restarted at a new address sees its
+/// old identity too, until it is declared down, but that one does not
+/// answer). Waits, bounded, for SWIM to hear from the seeds first.
+async fn refuse_a_duplicate(
+    config: &AgentConfig,
+    node: &Node,
+    membership: &Membership,
+) -> Result<(), StartError> {
+    if !config.seeds.is_empty() {
+        // A seed that is up answers the first announce within a round trip;
+        // give it until the first re-announce, then a moment for the rest of
+        // the view (it comes in the same few datagrams).
+        let bound = config.preset.announce_interval();
+        let mut events = membership.subscribe();
+        let deadline = tokio::time::Instant::now() + bound;
+        while membership.members().is_empty() && tokio::time::Instant::now() < deadline {
+            let _ = tokio::time::timeout_at(deadline, events.recv()).await;
+        }
+        let settle = std::time::Duration::from_millis(300).min(bound);
+        while !membership.members().is_empty()
+            && tokio::time::timeout(settle, events.recv()).await.is_ok()
+        {}
+    }
+    let ours = config
+        .gossip_advertise
+        .unwrap_or_else(|| membership.local_addr());
+    for other in membership.name_conflicts() {
+        match node.probe(other.sync_addr).await {
+            Ok(name) if name.0 == config.node => {
+                return Err(StartError::DuplicateName {
+                    name: config.node.clone(),
+                    ours,
+                    theirs: other.gossip_addr,
+                    their_sync: other.sync_addr,
+                });
+            }
+            Ok(name) => {
+                tracing::warn!(member = %other.gossip_addr, answered_as = %name, "a member with this agent's name answers under another");
+            }
+            Err(e) => {
+                tracing::info!(member = %other.gossip_addr, error = %e, "a member with this agent's name does not answer: a previous run of this agent");
+            }
+        }
+    }
+    Ok(())
 }
