@@ -283,6 +283,10 @@ pub struct NodeView {
     pub actor: u64,
     /// Seconds since start.
     pub uptime_s: u64,
+    /// Per replica, the actors in its causal context: what every digest and
+    /// answer carries. One per agent that ever wrote, plus one per lost or
+    /// stale store; restarts do not add any.
+    pub context_actors: std::collections::BTreeMap<&'static str, usize>,
     /// Sync counters.
     pub sync: sync::Metrics,
 }
@@ -307,6 +311,7 @@ pub fn node_view(shared: &Shared) -> NodeView {
             .count(),
         actor: shared.actor().0,
         uptime_s: shared.started.elapsed().as_secs(),
+        context_actors: shared.context_actors(),
         sync: shared.node.metrics(),
     }
 }

@@ -213,6 +213,20 @@ impl Shared {
             .unwrap_or_default()
     }
 
+    /// Per replica, how many actors its causal context holds (see
+    /// [`crate::api::NodeView::context_actors`]).
+    pub fn context_actors(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        let origins = self
+            .node
+            .read::<Registry, _>(ORIGINS, |m| m.context().actors().count())
+            .unwrap_or_default();
+        let health = self
+            .node
+            .read::<HealthMap, _>(HEALTH, |m| m.context().actors().count())
+            .unwrap_or_default();
+        [(ORIGINS, origins), (HEALTH, health)].into_iter().collect()
+    }
+
     /// Registers or replaces origin `id` and returns once the change is
     /// durable. Returns whether it was new.
     ///
