@@ -248,6 +248,30 @@ impl<K: Ord + Clone, V: Clone, T: Tiebreak<K, V>> ORMap<K, V, T> {
         )
     }
 
+    /// Takes `entries`, `context` and `frontier` as this (empty) replica's
+    /// state.
+    fn adopt(
+        &mut self,
+        entries: BTreeMap<K, Siblings<V>>,
+        context: CausalContext,
+        frontier: VersionVector,
+    ) -> Changes<K> {
+        let learned = !context.is_empty();
+        let mut changed = Vec::new();
+        let mut touched = Vec::with_capacity(entries.len());
+        for (key, siblings) in &entries {
+            self.reindex(key, None, Some(siblings));
+            if siblings.iter().any(|s| s.value.is_some()) {
+                changed.push(key.clone());
+            }
+            touched.push(key.clone());
+        }
+        self.entries = entries;
+        self.context = context;
+        self.frontier = frontier;
+        Changes::with_touched(changed, touched, learned)
+    }
+
     /// Keeps the dot index, the live count and the purge candidates in step
     /// with a key going from `old` to `new` siblings.
     fn reindex(&mut self, key: &K, old: Option<&Siblings<V>>, new: Option<&Siblings<V>>) {
@@ -357,6 +381,11 @@ where
 
     fn join_delta(&mut self, delta: Delta<K, V>) -> Changes<K> {
         let (entries, context, frontier, full) = delta.into_parts();
+        if self.context.is_empty() && self.entries.is_empty() && self.frontier.is_empty() {
+            // Bottom ⊔ D = D: adopt it without copying (a new replica
+            // catching up, or one restored from its store).
+            return self.adopt(entries, context, frontier);
+        }
         self.join_state(&entries, &context, &frontier, full)
     }
 
