@@ -9,7 +9,10 @@
 //! either; the other prints each change as it arrives. Concurrent writes to
 //! one flag resolve by the later timestamp (`LastWriterWins`).
 //! `--set name=on|off` writes before reading stdin; `--exit-when N` exits
-//! once N flags are visible (handy in scripts).
+//! once N flags are visible (handy in scripts). `--data DIR` keeps the flags
+//! (and the node's actor) in `DIR/flags.redb` across restarts; each change
+//! is acknowledged once durable. Without it they live in memory and a
+//! restart takes a fresh actor.
 
 use std::{
     net::SocketAddr,
@@ -19,7 +22,7 @@ use std::{
 
 use crdt::{ActorId, LastWriterWins, ORMap, Timestamped};
 use serde::{Deserialize, Serialize};
-use sync::{Event, Node, NodeConfig, NodeId, Peer, StaticPeers};
+use sync::{Event, Node, NodeConfig, NodeId, Peer, StaticPeers, storage::RedbStorage};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// One flag: on or off, when, and by whom.
@@ -45,12 +48,13 @@ struct Args {
     peers: Vec<Peer>,
     set: Vec<(String, bool)>,
     exit_when: Option<usize>,
+    data: Option<std::path::PathBuf>,
 }
 
 fn parse() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
-    let (mut node, mut listen, mut peers, mut set, mut exit_when) =
-        (None, None, Vec::new(), Vec::new(), None);
+    let (mut node, mut listen, mut peers, mut set, mut exit_when, mut data) =
+        (None, None, Vec::new(), Vec::new(), None, None);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -73,6 +77,7 @@ fn parse() -> Result<Args, String> {
             "--exit-when" => {
                 exit_when = Some(value()?.parse().map_err(|e| format!("--exit-when: {e}"))?)
             }
+            "--data" => data = Some(std::path::PathBuf::from(value()?)),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -82,6 +87,7 @@ fn parse() -> Result<Args, String> {
         peers,
         set,
         exit_when,
+        data,
     })
 }
 
@@ -107,15 +113,24 @@ fn show(node: &Node) {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse().map_err(|e| format!("{e}\nusage: flags --node ID --listen ADDR [--peer ID@ADDR]... [--set NAME=on|off]... [--exit-when N]"))?;
+    let args = parse().map_err(|e| format!("{e}\nusage: flags --node ID --listen ADDR [--peer ID@ADDR]... [--set NAME=on|off]... [--exit-when N] [--data DIR]"))?;
     let mut config = NodeConfig::new(args.node.clone(), "flags-example", args.listen);
     config.engine.pull_interval = Duration::from_millis(500);
-    // A fresh actor id per process start: a replica must never reuse a dot.
-    let actor = ActorId(rand::random());
-    let node = Node::builder(config)
-        .replica("flags", Flags::new(actor))?
+    let builder = Node::builder(config);
+    let builder = match &args.data {
+        // Durable: the store keeps the flags and the node's actor.
+        Some(dir) => builder
+            .storage(RedbStorage::open(dir.join("flags.redb"))?)?
+            .durable("flags", Flags::new)?,
+        // In memory: a fresh actor id per process start (a replica must
+        // never reuse a dot).
+        None => builder.replica("flags", Flags::new(ActorId(rand::random())))?,
+    };
+    let node = builder
         .start(Arc::new(StaticPeers::new(args.peers)))
         .await?;
+    // A restarted node writes once its actor is verified with its peers.
+    node.ready().await;
     println!("node {} listening on {}", args.node, node.local_addr());
     let me = args.node.clone();
     let write = |name: String, on: Option<bool>| {
@@ -139,6 +154,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (name, on) in args.set {
         write(name, Some(on))?;
     }
+    node.flush().await?;
     let mut events = node.subscribe();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let visible = |node: &Node| node.read::<Flags, _>("flags", |m| m.len()).unwrap_or(0);
@@ -180,6 +196,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     [] => {}
                     _ => println!("commands: on NAME | off NAME | rm NAME | ls"),
                 }
+                node.flush().await?;
             }
         }
     }

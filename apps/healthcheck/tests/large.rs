@@ -42,7 +42,9 @@ fn config(i: usize, base: &std::path::Path, seeds: Vec<std::net::SocketAddr>) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_agent_joins_a_cluster_of_200_000_registered_origins() {
     let base = temp_dir("join");
-    let a = Agent::start(config(0, &base, vec![])).await.expect("starts");
+    let a = Agent::start(config(0, &base, vec![]))
+        .await
+        .expect("starts");
     a.shared().node.ready().await;
     // Checked once a day: this test is about the registry, not the checks.
     let mut spec = OriginSpec::new("10.255.255.1:80");

@@ -63,7 +63,8 @@ struct Cluster {
 
 impl Cluster {
     fn new(name: &str, n: usize) -> Cluster {
-        let dir = std::env::temp_dir().join(format!("vantage-lifetime-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("vantage-lifetime-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let mut c = Cluster {
@@ -130,7 +131,10 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         for i in 0..self.n {
             if let Some(c) = &self.children[i] {
-                let _ = Command::new("kill").arg("-INT").arg(c.id().to_string()).status();
+                let _ = Command::new("kill")
+                    .arg("-INT")
+                    .arg(c.id().to_string())
+                    .status();
             }
         }
         for c in self.children.iter_mut().flatten() {
@@ -169,15 +173,23 @@ async fn one_view(http: &reqwest::Client, ids: &[usize], n: usize) -> Duration {
         if ready == ids.len() {
             return t.elapsed();
         }
-        assert!(t.elapsed() < Duration::from_secs(120), "no single view of {n} after 120 s");
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "no single view of {n} after 120 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// Sync bytes (sent + received) of agent `i`: for `replica`, or all.
 async fn sync_bytes(http: &reqwest::Client, i: usize, replica: Option<&str>) -> u64 {
-    let v = json(http, &format!("{}/v1/node", api(i))).await.unwrap_or(Value::Null);
-    let replicas = v["sync"]["replicas"].as_object().cloned().unwrap_or_default();
+    let v = json(http, &format!("{}/v1/node", api(i)))
+        .await
+        .unwrap_or(Value::Null);
+    let replicas = v["sync"]["replicas"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     replicas
         .iter()
         .filter(|(name, _)| replica.is_none_or(|r| r == name.as_str()))
@@ -186,7 +198,12 @@ async fn sync_bytes(http: &reqwest::Client, i: usize, replica: Option<&str>) -> 
 }
 
 /// Bytes per second of each agent in `ids` over `window`.
-async fn rates(http: &reqwest::Client, ids: &[usize], replica: Option<&str>, window: Duration) -> Vec<f64> {
+async fn rates(
+    http: &reqwest::Client,
+    ids: &[usize],
+    replica: Option<&str>,
+    window: Duration,
+) -> Vec<f64> {
     let mut before = Vec::new();
     for &i in ids {
         before.push(sync_bytes(http, i, replica).await);
@@ -210,7 +227,9 @@ async fn context_actors(http: &reqwest::Client, i: usize) -> String {
 
 /// A TCP listener that accepts and closes (the origins of TCP checks).
 async fn target() -> std::net::SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = l.local_addr().expect("addr");
     tokio::spawn(async move {
         while let Ok((s, _)) = l.accept().await {
@@ -220,7 +239,12 @@ async fn target() -> std::net::SocketAddr {
     addr
 }
 
-async fn register(http: &reqwest::Client, i: usize, id: &str, addr: std::net::SocketAddr) -> Option<u16> {
+async fn register(
+    http: &reqwest::Client,
+    i: usize,
+    id: &str,
+    addr: std::net::SocketAddr,
+) -> Option<u16> {
     let spec = json!({ "address": addr.to_string(), "kind": "tcp", "interval_ms": 5000, "timeout_ms": 1000 });
     http.put(format!("{}/v1/origins/{id}", api(i)))
         .json(&spec)
@@ -237,7 +261,10 @@ async fn restarts(http: &reqwest::Client) {
     one_view(http, &[0, 1, 2], 3).await;
     let addr = target().await;
     for o in 0..30 {
-        assert!(matches!(register(http, o % 3, &format!("o{o:02}"), addr).await, Some(200 | 201)));
+        assert!(matches!(
+            register(http, o % 3, &format!("o{o:02}"), addr).await,
+            Some(200 | 201)
+        ));
     }
     tokio::time::sleep(Duration::from_secs(15)).await;
     let window = Duration::from_secs(arg("--window", 30) as u64);
@@ -256,7 +283,10 @@ async fn restarts(http: &reqwest::Client) {
     println!("| agent 0, `health` replica | sync bytes/s | context actors |");
     println!("|---|---:|---|");
     println!("| fresh cluster of 3 | {before:.0} | {actors_before} |");
-    println!("| after {restarts} restarts of agent 2 (SIGTERM and kill -9 alternately, {:.0} s) | {after:.0} | {actors_after} |", took.as_secs_f64());
+    println!(
+        "| after {restarts} restarts of agent 2 (SIGTERM and kill -9 alternately, {:.0} s) | {after:.0} | {actors_after} |",
+        took.as_secs_f64()
+    );
     println!("ratio: {:.2}", after / before);
 }
 
@@ -268,7 +298,10 @@ async fn rolling(http: &reqwest::Client) {
     one_view(http, &all, n).await;
     let addr = target().await;
     for o in 0..200 {
-        assert!(matches!(register(http, o % n, &format!("o{o:03}"), addr).await, Some(200 | 201)));
+        assert!(matches!(
+            register(http, o % n, &format!("o{o:03}"), addr).await,
+            Some(200 | 201)
+        ));
     }
     tokio::time::sleep(Duration::from_secs(20)).await;
     let window = Duration::from_secs(arg("--window", 30) as u64);
@@ -287,10 +320,16 @@ async fn rolling(http: &reqwest::Client) {
     tokio::time::sleep(Duration::from_secs(20)).await;
     let after = rates(http, &all, None, window).await;
     let actors_after = context_actors(http, 0).await;
-    println!("| {n} agents, all replicas | mean sync bytes/s per agent | max | context actors (agent 0) |");
+    println!(
+        "| {n} agents, all replicas | mean sync bytes/s per agent | max | context actors (agent 0) |"
+    );
     println!("|---|---:|---:|---|");
     let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
-    println!("| fresh | {:.0} | {:.0} | {actors_before} |", mean(&before), max(&before));
+    println!(
+        "| fresh | {:.0} | {:.0} | {actors_before} |",
+        mean(&before),
+        max(&before)
+    );
     println!(
         "| after {rounds} rolling restarts of all {n} ({} restarts, {:.0} s) | {:.0} | {:.0} | {actors_after} |",
         rounds * n,
@@ -298,7 +337,10 @@ async fn rolling(http: &reqwest::Client) {
         mean(&after),
         max(&after)
     );
-    println!("ratio: {:.2} (target at most 1.2)", mean(&after) / mean(&before));
+    println!(
+        "ratio: {:.2} (target at most 1.2)",
+        mean(&after) / mean(&before)
+    );
 }
 
 async fn kills(http: &reqwest::Client) {
@@ -346,20 +388,25 @@ async fn kills(http: &reqwest::Client) {
         let _ = sender.await;
         c.start(victim);
         one_view(http, &[0, 1, 2], 3).await;
-        println!("kill {}: agent {victim} killed after {} registrations answered", k + 1, registrations / 2);
+        println!(
+            "kill {}: agent {victim} killed after {} registrations answered",
+            k + 1,
+            registrations / 2
+        );
     }
     let t = Instant::now();
     let mut missing = Vec::new();
     loop {
         missing.clear();
         for i in 0..3 {
-            let have: std::collections::HashSet<String> = json(http, &format!("{}/v1/origins", api(i)))
-                .await
-                .and_then(|v| v.as_array().cloned())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|o| o["id"].as_str().map(String::from))
-                .collect();
+            let have: std::collections::HashSet<String> =
+                json(http, &format!("{}/v1/origins", api(i)))
+                    .await
+                    .and_then(|v| v.as_array().cloned())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|o| o["id"].as_str().map(String::from))
+                    .collect();
             missing.push(acknowledged.iter().filter(|id| !have.contains(*id)).count());
         }
         if missing.iter().all(|m| *m == 0) || t.elapsed() > Duration::from_secs(60) {
@@ -522,22 +569,32 @@ async fn join(http: &reqwest::Client) {
     c.start(0);
     let t = Instant::now();
     loop {
-        let have = json(http, &format!("{}/v1/node", api(0))).await.and_then(|v| v["origins"].as_u64());
+        let have = json(http, &format!("{}/v1/node", api(0)))
+            .await
+            .and_then(|v| v["origins"].as_u64());
         if have == Some(origins as u64) {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(300), "agent 0 did not load its store");
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "agent 0 did not load its store"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let loaded = t.elapsed();
     let t = Instant::now();
     c.start(1);
     loop {
-        let have = json(http, &format!("{}/v1/node", api(1))).await.and_then(|v| v["origins"].as_u64());
+        let have = json(http, &format!("{}/v1/node", api(1)))
+            .await
+            .and_then(|v| v["origins"].as_u64());
         if have == Some(origins as u64) {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(300), "the new agent did not catch up");
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "the new agent did not catch up"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let took = t.elapsed();
@@ -545,7 +602,9 @@ async fn join(http: &reqwest::Client) {
         .await
         .and_then(|v| v["sync"]["replicas"]["origins"]["received"].as_u64())
         .unwrap_or(0);
-    println!("| registered origins | agent 0 loads its store | new agent serves them all | registry bytes received | peak RSS, new agent | peak RSS, agent 0 |");
+    println!(
+        "| registered origins | agent 0 loads its store | new agent serves them all | registry bytes received | peak RSS, new agent | peak RSS, agent 0 |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|");
     println!(
         "| {origins} | {:.1} s | {:.1} s | {received} | {:.0} MiB | {:.0} MiB |",
@@ -570,6 +629,8 @@ async fn main() {
         "catch-up" => catch_up().await,
         "catch-up-holder" => catch_up_holder().await,
         "join" => join(&http).await,
-        _ => eprintln!("usage: lifetime restarts|rolling|kills|catch-up|join [options] (see the module docs)"),
+        _ => eprintln!(
+            "usage: lifetime restarts|rolling|kills|catch-up|join [options] (see the module docs)"
+        ),
     }
 }
