@@ -456,7 +456,13 @@ impl MembershipCore {
                     )));
                 }
                 OwnedNotification::Rename(old, new) => {
+                    // Restarted (or renewed) at the same address: it is up
+                    // under its new identity (its new bump).
                     tracing::debug!(?old, ?new, "member renewed its identity");
+                    self.events.push_back(MembershipEvent::Up(MemberInfo::new(
+                        &new,
+                        MemberState::Alive,
+                    )));
                 }
                 OwnedNotification::Rejoin(id) => {
                     tracing::info!(

@@ -159,3 +159,53 @@ async fn junk_and_oversize_datagrams_disturb_nothing() {
         m.leave().await;
     }
 }
+
+/// A member restarted at its address (a crash, then a new process with a
+/// later bump) is seen up under its new identity: an `Up` event carries the
+/// new bump. Foca reports this as a rename; the app's view of the member
+/// (its bump, shown by the health checker's API) went stale without the
+/// event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_restarted_at_its_address_is_up_under_its_new_identity() {
+    let members = cluster(3).await;
+    let victim = &members[2];
+    let addr = victim.local_addr();
+    let old_bump = victim.identity().expect("identity").bump;
+    let mut events = members[0].subscribe();
+    let mut members = members;
+    let victim = members.pop().expect("three");
+    victim.shutdown().await; // a crash: no goodbye
+    let mut config = MembershipConfig::new("m2", addr, SocketAddr::from(([127, 0, 0, 1], 7100)));
+    config.preset = Preset::Local;
+    config.initial_cluster_size = 5;
+    config.seeds = vec![members[0].local_addr()];
+    config.bump = Some(old_bump + 1000);
+    let restarted = Membership::start(config)
+        .await
+        .expect("rebind the same address");
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Up event with the new bump"
+        );
+        match tokio::time::timeout(Duration::from_millis(100), events.recv()).await {
+            Ok(Ok(MembershipEvent::Up(m)))
+                if m.gossip_addr == addr && m.bump == old_bump + 1000 =>
+            {
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        members[0]
+            .members()
+            .iter()
+            .any(|m| m.gossip_addr == addr && m.bump == old_bump + 1000)
+    );
+    restarted.shutdown().await;
+    for m in members {
+        m.shutdown().await;
+    }
+}

@@ -243,7 +243,7 @@ async fn put(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: By
             };
             (status, Json(view(&shared, id, spec))).into_response()
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None),
+        Err(e) => persist_error(&e),
     }
 }
 
@@ -251,8 +251,26 @@ async fn delete(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Re
     match shared.delete_origin(&id).await {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => error(StatusCode::NOT_FOUND, format!("no origin {id:?}"), None),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None),
+        Err(e) => persist_error(&e),
     }
+}
+
+/// A change that could not be acknowledged: 503 while the agent verifies
+/// its identity or stops (retry), 500 if its commit failed.
+fn persist_error(e: &crate::agent::PersistError) -> Response {
+    use crate::agent::PersistError;
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    let status = match e {
+        PersistError::NotReady | PersistError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+        PersistError::Store(_) | PersistError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, text, None)
 }
 
 async fn members(State(shared): State<Arc<Shared>>) -> Response {
@@ -283,6 +301,9 @@ pub struct NodeView {
     pub actor: u64,
     /// Seconds since start.
     pub uptime_s: u64,
+    /// Whether the agent has caught up with its peers since it started (it
+    /// publishes health records only then): a readiness probe.
+    pub caught_up: bool,
     /// Per replica, the actors in its causal context: what every digest and
     /// answer carries. One per agent that ever wrote, plus one per lost or
     /// stale store; restarts do not add any.
@@ -311,6 +332,7 @@ pub fn node_view(shared: &Shared) -> NodeView {
             .count(),
         actor: shared.actor().0,
         uptime_s: shared.started.elapsed().as_secs(),
+        caught_up: shared.node.is_caught_up(),
         context_actors: shared.context_actors(),
         sync: shared.node.metrics(),
     }

@@ -181,6 +181,45 @@ async fn one_view(http: &reqwest::Client, ids: &[usize], n: usize) -> Duration {
     }
 }
 
+/// Waits until restarted agent `i` has caught up and every agent in `ids`
+/// sees it alive under its new identity (its bump); panics after 120 s.
+async fn rejoined(http: &reqwest::Client, i: usize, ids: &[usize]) {
+    let t = Instant::now();
+    let bump = loop {
+        let me = json(http, &format!("{}/v1/members", api(i))).await;
+        let node = json(http, &format!("{}/v1/node", api(i))).await;
+        let caught_up = node.as_ref().and_then(|v| v["caught_up"].as_bool()) == Some(true);
+        if let (Some(me), true) = (me, caught_up)
+            && let Some(b) = me[0]["bump"].as_u64()
+        {
+            break b;
+        }
+        assert!(t.elapsed() < Duration::from_secs(120), "agent {i} not back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let name = format!("a{i:02}");
+    for &j in ids.iter().filter(|&&j| j != i) {
+        loop {
+            let members = json(http, &format!("{}/v1/members", api(j)))
+                .await
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default();
+            if members.iter().any(|m| {
+                m["id"] == name.as_str()
+                    && m["bump"].as_u64() == Some(bump)
+                    && m["state"] == "alive"
+            }) {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "agent {j} does not see agent {i} back"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// Sync bytes (sent + received) of agent `i`: for `replica`, or all.
 async fn sync_bytes(http: &reqwest::Client, i: usize, replica: Option<&str>) -> u64 {
     let v = json(http, &format!("{}/v1/node", api(i)))
@@ -274,7 +313,7 @@ async fn restarts(http: &reqwest::Client) {
     for r in 0..restarts {
         c.stop(2, r % 2 == 1);
         c.start(2);
-        one_view(http, &[0, 1, 2], 3).await;
+        rejoined(http, 2, &[0, 1, 2]).await;
     }
     let took = t.elapsed();
     tokio::time::sleep(Duration::from_secs(15)).await;
@@ -313,7 +352,7 @@ async fn rolling(http: &reqwest::Client) {
         for i in 0..n {
             c.stop(i, false);
             c.start(i);
-            one_view(http, &all, n).await;
+            rejoined(http, i, &all).await;
         }
     }
     let took = t.elapsed();
@@ -387,7 +426,7 @@ async fn kills(http: &reqwest::Client) {
         }
         let _ = sender.await;
         c.start(victim);
-        one_view(http, &[0, 1, 2], 3).await;
+        rejoined(http, victim, &[0, 1, 2]).await;
         println!(
             "kill {}: agent {victim} killed after {} registrations answered",
             k + 1,
@@ -620,6 +659,7 @@ async fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
+        .timeout(Duration::from_secs(10))
         .build()
         .expect("client");
     match mode.as_str() {
