@@ -98,13 +98,18 @@ impl Cluster {
         );
         let path = self.dir.join(format!("a{i:02}.toml"));
         std::fs::write(&path, config).expect("write config");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("a{i:02}.log")))
+            .expect("log file");
         let child = Command::new(bin())
             .arg("agent")
             .arg("--config")
             .arg(&path)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("spawn an agent");
         self.children[i] = Some(child);
@@ -120,6 +125,32 @@ impl Cluster {
                 .status();
             let _ = c.wait();
         }
+    }
+
+    /// How many times the agents' logs say a restored actor was replaced,
+    /// by reason.
+    fn retirements(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for i in 0..self.n {
+            let log =
+                std::fs::read_to_string(self.dir.join(format!("a{i:02}.log"))).unwrap_or_default();
+            for line in log.lines().filter(|l| l.contains("cannot be trusted")) {
+                let reason = line
+                    .split("reason=")
+                    .nth(1)
+                    .map(|r| {
+                        r.trim_matches('"')
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or("?")
+                            .trim_matches('"')
+                            .to_owned()
+                    })
+                    .unwrap_or_else(|| "?".into());
+                *out.entry(reason).or_insert(0) += 1;
+            }
+        }
+        out
     }
 
     fn pid(&self, i: usize) -> Option<u32> {
@@ -327,6 +358,7 @@ async fn restarts(http: &reqwest::Client) {
         took.as_secs_f64()
     );
     println!("ratio: {:.2}", after / before);
+    println!("restored actors replaced, by reason: {:?}", c.retirements());
 }
 
 async fn rolling(http: &reqwest::Client) {
@@ -380,6 +412,7 @@ async fn rolling(http: &reqwest::Client) {
         "ratio: {:.2} (target at most 1.2)",
         mean(&after) / mean(&before)
     );
+    println!("restored actors replaced, by reason: {:?}", c.retirements());
 }
 
 async fn kills(http: &reqwest::Client) {

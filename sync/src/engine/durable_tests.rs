@@ -396,6 +396,36 @@ fn pull_all(restarted: &mut Engine, witness: &mut Engine, now: Instant) {
 }
 
 #[test]
+fn a_slow_member_that_answers_before_the_verify_bound_keeps_the_actor() {
+    let now = Instant::now();
+    let (writer, mut witness, _) = writer_and_witness(3, now);
+    let current = writer.replica::<Map>("m").expect("registered").clone();
+    let mut a = restarted(&current, now);
+    let peers = view(0, 2);
+    a.handle_timeout(now, &peers);
+    let pulls: Vec<Transmit> = std::iter::from_fn(|| a.poll_transmit()).collect();
+    // the catch-up bound passes before the member answers
+    let later = now + EngineConfig::default().startup_timeout + Duration::from_millis(1);
+    a.handle_timeout(later, &peers);
+    let _ = std::iter::from_fn(|| a.poll_transmit()).count();
+    assert!(a.caught_up() && !a.ready());
+    for t in pulls {
+        let reply = witness.handle_request(later, a.node(), t.message, &view(1, 2));
+        for m in reply.into_messages().expect("encodes") {
+            a.handle_response(witness.node(), m).expect("valid");
+        }
+    }
+    a.handle_timeout(later, &peers);
+    assert!(a.ready(), "verified by the late answer");
+    assert!(
+        std::iter::from_fn(|| a.poll_event()).all(|e| !matches!(e, Event::ActorRetired { .. }))
+    );
+    let delta = a.write::<Map, _>("m", |m| m.insert(50, 1)).expect("ready");
+    let dot = delta.iter().next().map(|(_, s)| s[0].dot).expect("one key");
+    assert_eq!((dot.actor(), dot.counter()), (ActorId(1), 4));
+}
+
+#[test]
 fn a_restored_actor_from_a_stale_store_is_retired() {
     let now = Instant::now();
     let (_, mut witness, early) = writer_and_witness(5, now);
@@ -464,9 +494,17 @@ fn unsure_when_a_live_member_does_not_answer_and_alone_trusts_the_store() {
     assert!(!a.ready());
     let later = now + EngineConfig::default().startup_timeout + Duration::from_millis(1);
     a.handle_timeout(later, &peers);
-    assert!(a.ready() && a.caught_up());
+    assert!(a.caught_up(), "caught up as far as the app is concerned");
+    assert!(
+        !a.ready(),
+        "but still verifying: a slow member may yet answer"
+    );
     let events: Vec<Event> = std::iter::from_fn(|| a.poll_event()).collect();
-    assert!(events.contains(&Event::CaughtUp(StartupOutcome::TimedOut)));
+    assert_eq!(events, vec![Event::CaughtUp(StartupOutcome::TimedOut)]);
+    let much_later = now + EngineConfig::default().verify_timeout + Duration::from_millis(1);
+    a.handle_timeout(much_later, &peers);
+    assert!(a.ready());
+    let events: Vec<Event> = std::iter::from_fn(|| a.poll_event()).collect();
     assert!(events.iter().any(|e| matches!(
         e,
         Event::ActorRetired {
@@ -478,6 +516,7 @@ fn unsure_when_a_live_member_does_not_answer_and_alone_trusts_the_store() {
     let mut b = restarted(&stored, now);
     let nobody = StaticPeers::new(vec![]);
     b.handle_timeout(later, &nobody);
+    assert!(b.caught_up());
     assert!(b.ready());
     let events: Vec<Event> = std::iter::from_fn(|| b.poll_event()).collect();
     assert_eq!(events, vec![Event::CaughtUp(StartupOutcome::Alone)]);

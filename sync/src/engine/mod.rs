@@ -134,9 +134,14 @@ pub struct EngineConfig {
     /// sequence is dropped, and the replica is left as it was.
     pub max_answer_bytes: usize,
     /// How long a starting node waits for its peers' first answers (see the
-    /// module docs) before it decides it is alone (no member seen) or unsure
-    /// (a member did not answer).
+    /// module docs) before it counts as caught up anyway: alone (no member
+    /// seen) or timed out. Each chunk of an awaited answer restarts the
+    /// wait.
     pub startup_timeout: Duration,
+    /// How long a node whose actor was restored from its store waits, from
+    /// its start, for every member live then to answer before it is unsure
+    /// and takes a fresh actor. It writes nothing until then.
+    pub verify_timeout: Duration,
 }
 
 impl Default for EngineConfig {
@@ -151,6 +156,7 @@ impl Default for EngineConfig {
             chunk_bytes: 1024 * 1024,
             max_answer_bytes: 1024 * 1024 * 1024,
             startup_timeout: Duration::from_secs(3),
+            verify_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -507,6 +513,7 @@ impl Engine {
                     *sent = self.last_now;
                 }
                 self.metrics.chunks_received += 1;
+                self.startup.progress(from, self.last_now);
                 let (from, replica) = key;
                 self.assembly
                     .push(from, replica, rows, self.config.max_answer_bytes)

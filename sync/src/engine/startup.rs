@@ -41,6 +41,9 @@ pub(super) struct Startup {
     failed: BTreeSet<NodeId>,
     /// A member that might have seen this node's dots could not be asked.
     unsure: bool,
+    /// The catch-up is over (as caught up, alone or timed out); a restored
+    /// actor may still be being verified.
+    caught_up: bool,
     /// While verifying a restored actor: per replica, the highest counter of
     /// the actor the store held.
     verify: Option<(ActorId, BTreeMap<String, u64>)>,
@@ -68,12 +71,13 @@ impl Startup {
             state: State::Waiting,
             failed: BTreeSet::new(),
             unsure: false,
+            caught_up: false,
             verify: None,
         }
     }
 
     pub(super) fn done(&self) -> bool {
-        matches!(self.state, State::Done)
+        self.caught_up
     }
 
     pub(super) fn verifying(&self) -> bool {
@@ -82,7 +86,7 @@ impl Startup {
 
     /// Whether pulls other than the start-up ones may go out.
     pub(super) fn lets_pull(&self) -> bool {
-        !matches!(self.state, State::Waiting | State::First { .. })
+        self.caught_up || !matches!(self.state, State::Waiting | State::First { .. })
     }
 
     /// Whether the next step can be taken at once (the answers it waited
@@ -96,7 +100,13 @@ impl Startup {
     }
 
     pub(super) fn deadline(&self, config: &EngineConfig) -> Option<Instant> {
-        (!self.done()).then(|| self.started + config.startup_timeout)
+        if !self.caught_up {
+            Some(self.started + config.startup_timeout)
+        } else if self.verify.is_some() {
+            Some(self.started + config.verify_timeout)
+        } else {
+            None
+        }
     }
 
     /// `peer` cannot be asked: it refused the handshake (`rejected`: another
@@ -114,6 +124,20 @@ impl Startup {
         };
         if waited && !rejected {
             self.unsure = true;
+        }
+    }
+
+    /// A chunk of an answer the start-up waits for arrived from `from` at
+    /// `now`: a large answer in progress is not a member that does not
+    /// answer, so the wait starts over.
+    pub(super) fn progress(&mut self, from: &NodeId, now: Instant) {
+        let waited = match &self.state {
+            State::First { member, .. } => member == from,
+            State::Rest { waiting } => waiting.contains_key(from),
+            _ => false,
+        };
+        if waited {
+            self.started = now;
         }
     }
 
@@ -145,7 +169,7 @@ impl Engine {
     pub fn handle_peer_failed(&mut self, peer: &NodeId, rejected: bool) {
         self.pending.retain(|(p, _), _| p != peer);
         self.assembly.drop_peer(peer);
-        if !self.startup.done() {
+        if !self.startup.done() || self.startup.verifying() {
             self.startup.peer_failed(peer, rejected);
         }
     }
@@ -223,26 +247,66 @@ impl Engine {
                 }
             }
         }
-        if now >= self.startup.started + self.config.startup_timeout {
+        let elapsed = now.saturating_duration_since(self.startup.started);
+        if !self.startup.caught_up && elapsed >= self.config.startup_timeout {
             let alone = matches!(self.startup.state, State::Waiting)
                 && !self.startup.unsure
                 && members.iter().all(|p| self.startup.failed.contains(&p.id));
-            self.finish_startup(if alone {
-                StartupOutcome::Alone
-            } else {
-                StartupOutcome::TimedOut
-            });
+            if alone || self.startup.verify.is_none() {
+                self.finish_startup(if alone {
+                    StartupOutcome::Alone
+                } else {
+                    StartupOutcome::TimedOut
+                });
+                return;
+            }
+            // Caught up as far as the app is concerned; the restored actor
+            // is still being verified: ask every live member not asked yet,
+            // and wait for them until `verify_timeout`.
+            self.startup.caught_up = true;
+            tracing::info!("start-up exchange timed out; still verifying the restored actor");
+            self.events
+                .push_back(Event::CaughtUp(StartupOutcome::TimedOut));
+            let mut waiting = match std::mem::replace(&mut self.startup.state, State::Done) {
+                State::Rest { waiting } => waiting,
+                State::First { member, replicas } if !replicas.is_empty() => {
+                    BTreeMap::from([(member, replicas)])
+                }
+                _ => BTreeMap::new(),
+            };
+            for peer in members {
+                if !self.greeted.contains(&peer.id) && !self.startup.failed.contains(&peer.id) {
+                    for name in &names {
+                        self.pull(now, peer, name);
+                    }
+                    self.greeted.insert(peer.id.clone());
+                    waiting.insert(peer.id.clone(), names.clone());
+                }
+            }
+            self.startup.state = State::Rest { waiting };
+        }
+        if self.startup.caught_up
+            && self.startup.verify.is_some()
+            && elapsed >= self.config.verify_timeout
+        {
+            self.retire_actor("unsure");
+            self.startup.verify = None;
+            self.startup.state = State::Done;
         }
     }
 
     fn finish_startup(&mut self, outcome: StartupOutcome) {
         self.startup.state = State::Done;
-        if outcome == StartupOutcome::TimedOut && self.startup.verify.is_some() {
+        if outcome != StartupOutcome::Alone && self.startup.verify.is_some() && self.startup.unsure
+        {
             self.retire_actor("unsure");
         }
         self.startup.verify = None;
-        tracing::info!(?outcome, "start-up exchange over");
-        self.events.push_back(Event::CaughtUp(outcome));
+        if !self.startup.caught_up {
+            self.startup.caught_up = true;
+            tracing::info!(?outcome, "start-up exchange over");
+            self.events.push_back(Event::CaughtUp(outcome));
+        }
     }
 
     /// After a join during verification: a dot of our actor that the store

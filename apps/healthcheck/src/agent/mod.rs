@@ -267,10 +267,10 @@ impl Shared {
         Ok(removed)
     }
 
-    /// Waits (at most the start-up bound, plus a margin) for the node to
-    /// accept writes.
+    /// Waits (at most the verification bound, plus a margin) for the node
+    /// to accept writes.
     async fn ready(&self) -> Result<(), PersistError> {
-        let bound = startup_bound(&self.config) * 2;
+        let bound = verify_bound(&self.config) + startup_bound(&self.config);
         tokio::time::timeout(bound, self.node.ready())
             .await
             .map_err(|_| PersistError::NotReady)
@@ -348,10 +348,17 @@ impl Shared {
     }
 }
 
-/// How long a starting agent waits for its peers' first answers (and, with
-/// a restored actor, to verify it) before it decides it is alone or unsure.
+/// How long a starting agent waits for its peers' first answers before it
+/// counts as caught up anyway (alone, or timed out) and publishes health
+/// records.
 fn startup_bound(config: &AgentConfig) -> std::time::Duration {
     (config.pull_interval * 3).max(std::time::Duration::from_millis(500))
+}
+
+/// How long an agent whose actor was restored waits for every member live
+/// at its start to answer before it takes a fresh actor (unsure).
+fn verify_bound(config: &AgentConfig) -> std::time::Duration {
+    startup_bound(config) * 5
 }
 
 /// A running agent.
@@ -380,6 +387,7 @@ impl Agent {
         );
         sync_config.engine.pull_interval = config.pull_interval;
         sync_config.engine.startup_timeout = startup_bound(&config);
+        sync_config.engine.verify_timeout = verify_bound(&config);
         sync_config.keyring = keyring.clone();
         let node = Node::builder(sync_config)
             .storage(storage)?
