@@ -51,6 +51,23 @@ impl Drop for Agents {
     }
 }
 
+/// The `healthcheck` binary the real-process benches run: `HEALTHCHECK_BIN`
+/// or the workspace's release build. Panics, saying how to build it, if it
+/// is missing.
+pub fn healthcheck_bin() -> PathBuf {
+    let bin = std::env::var("HEALTHCHECK_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/healthcheck")
+        });
+    assert!(
+        bin.exists(),
+        "{} missing: cargo build --release -p healthcheck",
+        bin.display()
+    );
+    bin
+}
+
 /// GETs `url` as JSON; `None` on any failure.
 pub async fn json(http: &reqwest::Client, url: &str) -> Option<Value> {
     http.get(url).send().await.ok()?.json().await.ok()

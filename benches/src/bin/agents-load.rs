@@ -8,7 +8,6 @@
 //! points at another binary.) Uses ports 17000–17300 on 127.0.0.1.
 
 use std::{
-    path::PathBuf,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -25,16 +24,7 @@ async fn main() {
     let n = arg("--agents", 16);
     let origins = arg("--origins", 10_000);
     let writes = arg("--writes", 100);
-    let bin = std::env::var("HEALTHCHECK_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/healthcheck")
-        });
-    assert!(
-        bin.exists(),
-        "{} missing: cargo build --release -p healthcheck",
-        bin.display()
-    );
+    let bin = benches::procs::healthcheck_bin();
     // The origins: one listener that accepts and closes (TCP checks).
     let target = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -35,7 +35,6 @@
 
 use std::{
     collections::BTreeMap,
-    path::PathBuf,
     process::{Command, Stdio},
     sync::{
         Arc, Mutex,
@@ -452,16 +451,7 @@ async fn main() {
     let secs = arg("--duration", 20) as u64;
     let connections = arg("--connections", 128);
     let wanted = str_arg("--phases", "0123");
-    let bin = std::env::var("HEALTHCHECK_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/healthcheck")
-        });
-    assert!(
-        bin.exists(),
-        "{} missing: cargo build --release -p healthcheck",
-        bin.display()
-    );
+    let bin = benches::procs::healthcheck_bin();
     // The origins: one listener that accepts and closes (TCP checks).
     let target = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

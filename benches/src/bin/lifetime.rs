@@ -40,20 +40,6 @@ fn api(i: usize) -> String {
     format!("http://127.0.0.1:{}", API + i as u16)
 }
 
-fn bin() -> PathBuf {
-    let bin = std::env::var("HEALTHCHECK_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/healthcheck")
-        });
-    assert!(
-        bin.exists(),
-        "{} missing: cargo build --release -p healthcheck",
-        bin.display()
-    );
-    bin
-}
-
 /// Agent processes by index; each is SIGINTed and waited for on drop.
 struct Cluster {
     dir: PathBuf,
@@ -103,7 +89,7 @@ impl Cluster {
             .append(true)
             .open(self.dir.join(format!("a{i:02}.log")))
             .expect("log file");
-        let child = Command::new(bin())
+        let child = Command::new(benches::procs::healthcheck_bin())
             .arg("agent")
             .arg("--config")
             .arg(&path)
@@ -635,6 +621,25 @@ fn prebuilt_store(dir: &Path, origins: usize, addr: std::net::SocketAddr) {
     .expect("commits");
 }
 
+/// Waits until agent `i` serves `origins` registered origins; the time
+/// taken. Panics after 300 s.
+async fn serves(http: &reqwest::Client, i: usize, origins: usize) -> Duration {
+    let t = Instant::now();
+    loop {
+        let have = json(http, &format!("{}/v1/node", api(i)))
+            .await
+            .and_then(|v| v["origins"].as_u64());
+        if have == Some(origins as u64) {
+            return t.elapsed();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "agent {i} has {have:?} of {origins} origins"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn join(http: &reqwest::Client) {
     let origins = arg("--origins", 200_000);
     let dir = std::env::temp_dir().join(format!("vantage-lifetime-join-{}", std::process::id()));
@@ -647,37 +652,9 @@ async fn join(http: &reqwest::Client) {
         children: vec![None, None],
     };
     c.start(0);
-    let t = Instant::now();
-    loop {
-        let have = json(http, &format!("{}/v1/node", api(0)))
-            .await
-            .and_then(|v| v["origins"].as_u64());
-        if have == Some(origins as u64) {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(300),
-            "agent 0 did not load its store"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let loaded = t.elapsed();
-    let t = Instant::now();
+    let loaded = serves(http, 0, origins).await;
     c.start(1);
-    loop {
-        let have = json(http, &format!("{}/v1/node", api(1)))
-            .await
-            .and_then(|v| v["origins"].as_u64());
-        if have == Some(origins as u64) {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(300),
-            "the new agent did not catch up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let took = t.elapsed();
+    let took = serves(http, 1, origins).await;
     let received = json(http, &format!("{}/v1/node", api(1)))
         .await
         .and_then(|v| v["sync"]["replicas"]["origins"]["received"].as_u64())

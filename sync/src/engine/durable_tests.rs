@@ -1,24 +1,16 @@
 //! Tests of chunked answers, durable replicas and the start-up exchange.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use crdt::{ActorId, DeltaCrdt, ORMap};
 
-use super::*;
+use super::{
+    test_support::{exchange, peer, view},
+    *,
+};
 use crate::StaticPeers;
 
 type Map = ORMap<u32, u32>;
-
-fn peer(i: usize) -> Peer {
-    Peer {
-        id: NodeId(format!("n{i}")),
-        addr: SocketAddr::from(([127, 0, 0, 1], 9000 + i as u16)),
-    }
-}
-
-fn view(of: usize, n: usize) -> StaticPeers {
-    StaticPeers::new((0..n).filter(|&j| j != of).map(peer).collect())
-}
 
 fn engine(i: usize, config: EngineConfig, now: Instant) -> Engine {
     Engine::new(peer(i).id, config, i as u64, now)
@@ -35,35 +27,6 @@ fn answer(to: &mut Engine, from: &Engine, now: Instant, peers: &dyn PeerSource) 
     to.handle_request(now, from.node(), pull, peers)
         .into_messages()
         .expect("encodes")
-}
-
-/// Delivers every queued request among `engines` and its answer, until
-/// nothing is queued.
-fn exchange(engines: &mut [Engine], views: &[StaticPeers], now: Instant) {
-    loop {
-        let mut queued = Vec::new();
-        for (i, e) in engines.iter_mut().enumerate() {
-            e.handle_timeout(now, &views[i]);
-            while let Some(t) = e.poll_transmit() {
-                queued.push((i, t));
-            }
-        }
-        if queued.is_empty() {
-            return;
-        }
-        for (from, t) in queued {
-            let to: usize = t.to.id.0[1..].parse().expect("node name");
-            if to >= engines.len() {
-                continue;
-            }
-            let from_id = engines[from].node().clone();
-            let reply = engines[to].handle_request(now, &from_id, t.message, &views[to]);
-            let to_id = engines[to].node().clone();
-            for m in reply.into_messages().expect("encodes") {
-                engines[from].handle_response(&to_id, m).expect("valid");
-            }
-        }
-    }
 }
 
 fn big_map(actor: u64, keys: u32) -> Map {

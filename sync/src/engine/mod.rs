@@ -787,4 +787,6 @@ impl Engine {
 #[cfg(test)]
 mod durable_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;

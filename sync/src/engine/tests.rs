@@ -1,21 +1,15 @@
-use std::net::SocketAddr;
-
 use crdt::{ActorId, ORMap};
 
-use super::*;
+use super::{
+    test_support::{exchange, peer},
+    *,
+};
 use crate::StaticPeers;
 
 type Map = ORMap<u32, u32>;
 
-fn peer(i: usize) -> Peer {
-    Peer {
-        id: NodeId(format!("n{i}")),
-        addr: SocketAddr::from(([127, 0, 0, 1], 9000 + i as u16)),
-    }
-}
-
-/// `n` engines, each seeing all the others, each with one map "m".
-/// `n` engines past their start-up exchange.
+/// `n` engines, each seeing all the others, each with one map "m", past
+/// their start-up exchange.
 fn cluster(n: usize, config: EngineConfig, now: Instant) -> (Vec<Engine>, Vec<StaticPeers>) {
     let mut engines: Vec<Engine> = (0..n)
         .map(|i| {
@@ -34,36 +28,6 @@ fn cluster(n: usize, config: EngineConfig, now: Instant) -> (Vec<Engine>, Vec<St
         "start-up exchange over"
     );
     (engines, views)
-}
-
-/// Delivers every queued request and its answer, until nothing is queued.
-/// Returns the number of requests delivered.
-fn exchange(engines: &mut [Engine], views: &[StaticPeers], now: Instant) -> usize {
-    let mut delivered = 0;
-    loop {
-        let mut queued = Vec::new();
-        for (i, e) in engines.iter_mut().enumerate() {
-            e.handle_timeout(now, &views[i]);
-            while let Some(t) = e.poll_transmit() {
-                queued.push((i, t));
-            }
-        }
-        if queued.is_empty() {
-            return delivered;
-        }
-        for (from, t) in queued {
-            delivered += 1;
-            let to: usize = t.to.id.0[1..].parse().expect("node name");
-            let from_id = engines[from].node().clone();
-            let reply = engines[to].handle_request(now, &from_id, t.message, &views[to]);
-            let to_id = engines[to].node().clone();
-            for answer in reply.into_messages().expect("encodes") {
-                engines[from]
-                    .handle_response(&to_id, answer)
-                    .expect("valid answer");
-            }
-        }
-    }
 }
 
 fn read(e: &Engine) -> Vec<(u32, u32)> {
