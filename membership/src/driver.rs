@@ -399,28 +399,9 @@ async fn flush(
     while let Some((to, data)) = core.poll_transmit() {
         socket.send(to, &data).await;
     }
-    while let Some(event) = core.poll_event() {
-        match &event {
-            MembershipEvent::Up(m) => {
-                tracing::info!(member = %m.id, addr = %m.gossip_addr, "member up")
-            }
-            MembershipEvent::Down(m) => {
-                tracing::warn!(member = %m.id, addr = %m.gossip_addr, "member down")
-            }
-            MembershipEvent::Suspect(m) => {
-                tracing::info!(member = %m.id, addr = %m.gossip_addr, "member suspected")
-            }
-            MembershipEvent::NameConflict(m) => tracing::warn!(
-                node = %m.id,
-                ours = %core.identity().gossip,
-                theirs = %m.gossip_addr,
-                our_bump = core.identity().bump,
-                their_bump = m.bump,
-                "another live member has this node's name"
-            ),
-        }
-        let _ = events.send(event);
-    }
+    let events_now: Vec<MembershipEvent> = std::iter::from_fn(|| core.poll_event()).collect();
+    // The view first, then the events: a subscriber woken by an event reads
+    // a view that already holds what the event announced.
     let metrics = core.metrics().clone();
     let changed = core.view_generation() != *published;
     let members = changed.then(|| {
@@ -443,6 +424,28 @@ async fn flush(
             v.all = all;
         }
     });
+    for event in events_now {
+        match &event {
+            MembershipEvent::Up(m) => {
+                tracing::info!(member = %m.id, addr = %m.gossip_addr, "member up")
+            }
+            MembershipEvent::Down(m) => {
+                tracing::warn!(member = %m.id, addr = %m.gossip_addr, "member down")
+            }
+            MembershipEvent::Suspect(m) => {
+                tracing::info!(member = %m.id, addr = %m.gossip_addr, "member suspected")
+            }
+            MembershipEvent::NameConflict(m) => tracing::warn!(
+                node = %m.id,
+                ours = %core.identity().gossip,
+                theirs = %m.gossip_addr,
+                our_bump = core.identity().bump,
+                their_bump = m.bump,
+                "another live member has this node's name"
+            ),
+        }
+        let _ = events.send(event);
+    }
 }
 
 #[cfg(feature = "sync")]
