@@ -48,6 +48,11 @@ impl<K: Ord + Clone, V: Clone> Oracle<K, V> {
         self.events.retain(|e| keep(e));
     }
 
+    /// The writes recorded, in order.
+    pub fn events(&self) -> &[Event<K, V>] {
+        &self.events
+    }
+
     /// The number of writes recorded.
     pub fn len(&self) -> usize {
         self.events.len()

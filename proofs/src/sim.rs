@@ -8,6 +8,14 @@
 //! (a fresh actor id, an empty replica). Membership is simulated as a perfect
 //! view: every node sees the nodes that are up. The same seed always replays
 //! the same run.
+//!
+//! With [`Sim::new_durable`] every node keeps its replica in a
+//! [`MemoryStorage`] exactly as `sync::Node` does: commits taken from the
+//! engine complete after a simulated fsync delay (a crash before then loses
+//! them), pulls parked until a commit are answered from its cut, a restart
+//! restores what was committed and verifies the restored actor, and a node
+//! may lose its store. The run records which writes were acknowledged
+//! (their commit completed).
 
 use std::{
     cmp::Reverse,
@@ -16,10 +24,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crdt::{ActorId, ORMap};
+use crdt::{ActorId, Dot, ORMap};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sync::{Engine, EngineConfig, Message, NodeId, Peer, PeerSource};
+use sync::{
+    CommitTicket, Engine, EngineConfig, Message, NodeId, Peer, PeerSource, Reply,
+    storage::{ActorChoice, Commit, Identity, MemoryStorage, Storage},
+};
 
 use crate::oracle::{Event, Oracle};
 
@@ -83,9 +94,13 @@ impl Ord for InFlight {
 /// What is in flight.
 #[derive(Debug, Clone)]
 enum Delivery {
+    /// A request from `from`'s incarnation `incarnation` (its answer goes
+    /// back to that incarnation only: a restarted node's connections are
+    /// new).
     Request {
         from: usize,
         to: usize,
+        incarnation: u64,
         message: Message,
     },
     /// An answer: its messages in order (one stream, as over TCP: lost,
@@ -96,6 +111,8 @@ enum Delivery {
         incarnation: u64,
         messages: Vec<Message>,
     },
+    /// Node `node`'s commit (taken in incarnation `incarnation`) is durable.
+    Committed { node: usize, incarnation: u64 },
 }
 
 struct SimNode {
@@ -105,6 +122,30 @@ struct SimNode {
     /// are lost with its connections.
     incarnation: u64,
     group: u32,
+    /// Durable nodes: the store, which survives crashes.
+    storage: Option<MemoryStorage>,
+    /// The commit being written, if any.
+    committing: Option<(Commit, CommitTicket)>,
+    /// Pulls parked here: (ticket, requester, requester's incarnation).
+    parked: Vec<(u64, usize, u64)>,
+}
+
+/// A write recorded by a durable simulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// The writing node.
+    pub node: usize,
+    /// Its incarnation then.
+    pub incarnation: u64,
+    /// The write's number in that incarnation (`Engine::write_seq`).
+    pub seq: u64,
+    /// The write's dot.
+    pub dot: Dot,
+    /// Whether its commit completed (it was acknowledged).
+    pub acked: bool,
+    /// Whether its node lost its store after it (an acknowledged write
+    /// that no peer had pulled is then gone with the store).
+    pub store_lost_after: bool,
 }
 
 /// Peers as a simulated node sees them.
@@ -134,6 +175,16 @@ pub struct Sim {
     pub delivered: u64,
     /// Bytes of messages sent so far (encoded body + 4-byte length prefix).
     pub bytes: u64,
+    /// Durable mode: every write, in order.
+    pub written: Vec<Written>,
+    /// Durable mode: restored actors the engines replaced (stale, unsure).
+    pub retired: u64,
+    /// Durable mode: of those, the ones replaced because a peer had seen
+    /// more of the actor than its store held (only a store restored from an
+    /// older copy can cause it; none is, here).
+    pub retired_stale: u64,
+    /// Durable mode: stores lost with [`Sim::lose_store`].
+    pub stores_lost: u64,
 }
 
 impl Sim {
@@ -170,6 +221,10 @@ impl Sim {
             oracle: Oracle::default(),
             delivered: 0,
             bytes: 0,
+            written: Vec::new(),
+            retired: 0,
+            retired_stale: 0,
+            stores_lost: 0,
         };
         for (i, map) in maps.into_iter().enumerate() {
             let id = NodeId(format!("n{i}"));
@@ -178,10 +233,45 @@ impl Sim {
                 engine: None,
                 incarnation: 0,
                 group: 0,
+                storage: None,
+                committing: None,
+                parked: Vec::new(),
             });
             sim.boot(i, map);
         }
         sim
+    }
+
+    /// `n` durable nodes, each with an empty [`MemoryStorage`] (see the
+    /// module docs).
+    pub fn new_durable(n: usize, engine_config: EngineConfig, net: NetConfig, seed: u64) -> Self {
+        let mut sim = Self::with_maps(Vec::new(), engine_config, net, seed);
+        for i in 0..n {
+            sim.nodes.push(SimNode {
+                id: NodeId(format!("n{i}")),
+                engine: None,
+                incarnation: 0,
+                group: 0,
+                storage: Some(MemoryStorage::new()),
+                committing: None,
+                parked: Vec::new(),
+            });
+            sim.boot(i, None);
+        }
+        sim
+    }
+
+    /// Durable mode: node `i` crashes and its store is lost (a new, empty
+    /// one); restart it with [`restart`](Self::restart).
+    pub fn lose_store(&mut self, i: usize) {
+        self.crash(i);
+        if self.nodes[i].storage.is_some() {
+            self.nodes[i].storage = Some(MemoryStorage::new());
+            self.stores_lost += 1;
+            for w in self.written.iter_mut().filter(|w| w.node == i) {
+                w.store_lost_after = true;
+            }
+        }
     }
 
     /// The virtual time elapsed since the start.
@@ -218,6 +308,7 @@ impl Sim {
     /// Writes `key` at node `i` (`Some` inserts, `None` removes) and records
     /// the write for the oracle. Does nothing if `i` is down.
     pub fn write(&mut self, i: usize, key: u32, value: Option<u32>) {
+        let durable = self.nodes[i].storage.is_some();
         let Some(engine) = self.nodes[i].engine.as_mut() else {
             return;
         };
@@ -234,6 +325,19 @@ impl Sim {
             })
             .ok()
             .flatten();
+        if let Some((sibling, _)) = &event
+            && durable
+        {
+            let seq = engine.write_seq();
+            self.written.push(Written {
+                node: i,
+                incarnation: self.nodes[i].incarnation,
+                seq,
+                dot: sibling.dot,
+                acked: false,
+                store_lost_after: false,
+            });
+        }
         if let Some((sibling, seen)) = event {
             self.oracle.record(Event {
                 key,
@@ -247,13 +351,26 @@ impl Sim {
     /// Crashes node `i`: it stops, its connections and what it had in flight
     /// towards it are lost.
     pub fn crash(&mut self, i: usize) {
-        self.nodes[i].engine = None;
+        let node = &mut self.nodes[i];
+        node.engine = None;
+        node.committing = None; // not durable yet: lost
+        node.parked.clear();
     }
 
     /// Restarts node `i` (crashing it first if it is up). With `keep_state`
     /// it keeps its map (as restored from disk); without, it starts empty
-    /// under a fresh actor id.
+    /// under a fresh actor id. A durable node restores what its store holds
+    /// (`keep_state: false` loses the store first).
     pub fn restart(&mut self, i: usize, keep_state: bool) {
+        if self.nodes[i].storage.is_some() {
+            if keep_state {
+                self.crash(i);
+            } else {
+                self.lose_store(i);
+            }
+            self.boot(i, None);
+            return;
+        }
         let state = if keep_state {
             self.map(i).cloned()
         } else {
@@ -358,24 +475,30 @@ impl Sim {
     fn deliver(&mut self, delivery: Delivery) {
         let now = self.base + self.now;
         match delivery {
-            Delivery::Request { from, to, message } => {
+            Delivery::Request {
+                from,
+                to,
+                incarnation,
+                message,
+            } => {
                 if !self.reachable(from, to) || !self.is_up(to) {
                     return;
                 }
                 self.delivered += 1;
                 let view = self.view(to);
                 let from_id = self.nodes[from].id.clone();
-                let incarnation = self.nodes[from].incarnation;
-                let messages = self.nodes[to]
+                let reply = self.nodes[to]
                     .engine
                     .as_mut()
-                    .map(|e| {
-                        e.handle_request(now, &from_id, message, &view)
-                            .into_messages()
-                    })
-                    .transpose()
-                    .expect("simulated answers encode")
-                    .unwrap_or_default();
+                    .map(|e| e.handle_request(now, &from_id, message, &view));
+                let messages = match reply {
+                    Some(Reply::Parked(ticket)) => {
+                        self.nodes[to].parked.push((ticket, from, incarnation));
+                        Vec::new()
+                    }
+                    Some(reply) => reply.into_messages().expect("simulated answers encode"),
+                    None => Vec::new(),
+                };
                 if !messages.is_empty() {
                     self.send(Delivery::Response {
                         from: to,
@@ -407,17 +530,96 @@ impl Sim {
                 }
                 self.drain(to);
             }
+            Delivery::Committed { node, incarnation } => {
+                if self.nodes[node].incarnation != incarnation {
+                    return; // crashed meanwhile: the commit was lost
+                }
+                self.complete_commit(node);
+                self.drain(node);
+            }
+        }
+    }
+
+    /// Writes node `i`'s pending commit to its store, acknowledges what it
+    /// covers and answers the pulls parked for it.
+    fn complete_commit(&mut self, i: usize) {
+        let Some((commit, ticket)) = self.nodes[i].committing.take() else {
+            return;
+        };
+        let node = &mut self.nodes[i];
+        let (Some(storage), Some(engine)) = (&node.storage, node.engine.as_mut()) else {
+            return;
+        };
+        storage
+            .commit(&commit)
+            .expect("the simulated store does not fail");
+        engine.handle_committed(ticket);
+        let committed = engine.committed_seq();
+        let incarnation = node.incarnation;
+        for w in &mut self.written {
+            if w.node == i && w.incarnation == incarnation && w.seq <= committed {
+                w.acked = true;
+            }
+        }
+        let mut answers = Vec::new();
+        let node = &mut self.nodes[i];
+        let Some(engine) = node.engine.as_mut() else {
+            return;
+        };
+        node.parked.retain(
+            |&(ticket, from, from_incarnation)| match engine.take_parked(ticket) {
+                Some(answer) => {
+                    answers.push((from, from_incarnation, answer));
+                    false
+                }
+                None => true,
+            },
+        );
+        for (from, from_incarnation, answer) in answers {
+            let messages = answer.into_messages().expect("simulated answers encode");
+            self.send(Delivery::Response {
+                from: i,
+                to: from,
+                incarnation: from_incarnation,
+                messages,
+            });
         }
     }
 
     /// Moves what node `i` wants sent onto the network.
     fn drain(&mut self, i: usize) {
         let mut out = Vec::new();
+        let mut commit = false;
+        let takes_commits = self.nodes[i].storage.is_some() && self.nodes[i].committing.is_none();
         if let Some(engine) = self.nodes[i].engine.as_mut() {
             while let Some(t) = engine.poll_transmit() {
                 out.push(t);
             }
-            while engine.poll_event().is_some() {}
+            while let Some(e) = engine.poll_event() {
+                if let sync::Event::ActorRetired { reason, .. } = e {
+                    self.retired += 1;
+                    self.retired_stale += u64::from(reason == "stale store");
+                }
+            }
+            if takes_commits {
+                let taken = engine.take_commit().expect("simulated rows encode");
+                commit = taken.is_some();
+                self.nodes[i].committing = taken;
+            }
+        }
+        if commit {
+            // The fsync: 0.1 to 30 ms (a slow disk widens the window in which
+            // a crash loses a commit).
+            let delay = Duration::from_micros(self.rng.random_range(100..30_000));
+            self.seq += 1;
+            self.queue.push(Reverse(InFlight {
+                at: self.now + delay,
+                seq: self.seq,
+                delivery: Delivery::Committed {
+                    node: i,
+                    incarnation: self.nodes[i].incarnation,
+                },
+            }));
         }
         for t in out {
             let to: usize = t.to.id.0[1..]
@@ -426,6 +628,7 @@ impl Sim {
             self.send(Delivery::Request {
                 from: i,
                 to,
+                incarnation: self.nodes[i].incarnation,
                 message: t.message,
             });
         }
@@ -433,10 +636,13 @@ impl Sim {
 
     fn send(&mut self, delivery: Delivery) {
         let (from, to, messages) = match &delivery {
-            Delivery::Request { from, to, message } => (from, to, std::slice::from_ref(message)),
+            Delivery::Request {
+                from, to, message, ..
+            } => (from, to, std::slice::from_ref(message)),
             Delivery::Response {
                 from, to, messages, ..
             } => (from, to, messages.as_slice()),
+            Delivery::Committed { .. } => return,
         };
         for message in messages {
             if let Ok(body) = sync::encode_message(message) {
@@ -486,6 +692,10 @@ impl Sim {
     /// Starts node `i` with `state`, or empty under a fresh actor id (a
     /// replica must never reuse a dot).
     fn boot(&mut self, i: usize, state: Option<SimMap>) {
+        if let Some(storage) = self.nodes[i].storage.clone() {
+            self.boot_durable(i, &storage);
+            return;
+        }
         let map = match state {
             Some(map) => map,
             None => {
@@ -503,6 +713,40 @@ impl Sim {
         engine
             .register(REPLICA, map)
             .expect("one replica per engine");
+        self.nodes[i].engine = Some(engine);
+        self.nodes[i].incarnation += 1;
+    }
+
+    /// Starts durable node `i` from `storage`, as `sync::Node` does: the
+    /// stored actor (verified) or a fresh one, the replica restored.
+    fn boot_durable(&mut self, i: usize, storage: &MemoryStorage) {
+        let stored = storage.load().expect("the simulated store loads");
+        let next = &mut self.next_actor;
+        let choice = ActorChoice::for_store(&stored, &self.nodes[i].id.0, false, || {
+            *next += 1;
+            ActorId(*next - 1)
+        });
+        let seed = self.rng.random();
+        let mut engine = Engine::new(
+            self.nodes[i].id.clone(),
+            self.engine_config.clone(),
+            seed,
+            self.base + self.now,
+        );
+        engine
+            .register_durable(
+                REPLICA,
+                SimMap::new(choice.actor()),
+                stored.replicas.get(REPLICA),
+            )
+            .expect("the simulated store holds a valid replica");
+        match choice {
+            ActorChoice::Restored(actor) => engine.verify_restored_actor(actor),
+            ActorChoice::Fresh(actor, _) => engine.persist_identity(Identity {
+                node: self.nodes[i].id.0.clone(),
+                actor,
+            }),
+        }
         self.nodes[i].engine = Some(engine);
         self.nodes[i].incarnation += 1;
     }

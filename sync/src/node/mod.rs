@@ -38,7 +38,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     DEFAULT_MAX_FRAME_LENGTH, Engine, EngineConfig, Event, MIN_PROTOCOL_VERSION, Metrics, NodeId,
     PROTOCOL_VERSION, PeerSource, SyncError,
-    storage::{Identity, Storage, Stored},
+    storage::{ActorChoice, FreshBecause, Identity, Storage, Stored},
 };
 
 /// Settings of a [`Node`].
@@ -246,30 +246,31 @@ impl NodeBuilder {
     /// [`SyncError::Storage`] if the store cannot be read.
     pub fn storage(mut self, storage: impl Storage) -> Result<Self, SyncError> {
         let stored = storage.load()?;
-        let (actor, restored) = match &stored.identity {
-            Some(_) if storage.repaired() => {
-                tracing::warn!(
-                    store = %storage.location(),
-                    "the store was repaired at open (its last commits may be lost): taking a fresh actor"
-                );
-                (ActorId(rand::random()), false)
-            }
-            Some(identity) if identity.node == self.config.node.0 => (identity.actor, true),
-            Some(identity) => {
-                tracing::warn!(
-                    store = %storage.location(), stored_for = %identity.node, node = %self.config.node,
-                    "the store was written by another node: taking a fresh actor"
-                );
-                (ActorId(rand::random()), false)
-            }
-            None => (ActorId(rand::random()), false),
-        };
-        if !restored {
-            self.engine.persist_identity(Identity {
-                node: self.config.node.0.clone(),
-                actor,
+        let choice =
+            ActorChoice::for_store(&stored, &self.config.node.0, storage.repaired(), || {
+                ActorId(rand::random())
             });
-        }
+        let (actor, restored) = match choice {
+            ActorChoice::Restored(actor) => (actor, true),
+            ActorChoice::Fresh(actor, why) => {
+                match why {
+                    FreshBecause::NoIdentity => {}
+                    FreshBecause::Repaired => tracing::warn!(
+                        store = %storage.location(),
+                        "the store was repaired at open (its last commits may be lost): taking a fresh actor"
+                    ),
+                    FreshBecause::OtherNode => tracing::warn!(
+                        store = %storage.location(), node = %self.config.node,
+                        "the store was written by another node: taking a fresh actor"
+                    ),
+                }
+                self.engine.persist_identity(Identity {
+                    node: self.config.node.0.clone(),
+                    actor,
+                });
+                (actor, false)
+            }
+        };
         self.actor = Some(actor);
         self.restored = restored;
         self.storage = Some((Arc::new(storage), stored));

@@ -36,6 +36,8 @@ mod redb_storage;
 
 use std::collections::BTreeMap;
 
+use crdt::ActorId;
+
 pub use error::{Corruption, StorageError};
 /// Runs a closure that may panic inside redb (on a corrupt file) and returns
 /// the panic's message as an error, without printing it: for code that
@@ -81,6 +83,56 @@ pub trait Storage: Send + Sync + 'static {
     /// actor rather than reuse one whose last dots the store may have lost.
     fn repaired(&self) -> bool {
         false
+    }
+}
+
+/// The actor a starting node takes, given what its store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorChoice {
+    /// The store's own actor: the node reuses it once verified with its
+    /// peers ([`Engine::verify_restored_actor`](crate::Engine::verify_restored_actor)).
+    Restored(ActorId),
+    /// A fresh actor, to be persisted with the first commit
+    /// ([`Engine::persist_identity`](crate::Engine::persist_identity)), and why.
+    Fresh(ActorId, FreshBecause),
+}
+
+/// Why a starting node takes a fresh actor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreshBecause {
+    /// The store holds no identity: new, or lost (emptied, replaced).
+    NoIdentity,
+    /// The store was written by a node of another name (a copied data dir).
+    OtherNode,
+    /// The store had to be repaired at open: its last commits, and so the
+    /// actor's last dots, may be gone.
+    Repaired,
+}
+
+impl ActorChoice {
+    /// The rule, for a node named `node` whose store holds `stored` (and was
+    /// `repaired` at open); `fresh` draws a new random actor id.
+    pub fn for_store(
+        stored: &Stored,
+        node: &str,
+        repaired: bool,
+        fresh: impl FnOnce() -> ActorId,
+    ) -> ActorChoice {
+        match &stored.identity {
+            None => ActorChoice::Fresh(fresh(), FreshBecause::NoIdentity),
+            Some(_) if repaired => ActorChoice::Fresh(fresh(), FreshBecause::Repaired),
+            Some(identity) if identity.node != node => {
+                ActorChoice::Fresh(fresh(), FreshBecause::OtherNode)
+            }
+            Some(identity) => ActorChoice::Restored(identity.actor),
+        }
+    }
+
+    /// The actor chosen.
+    pub fn actor(&self) -> ActorId {
+        match self {
+            ActorChoice::Restored(a) | ActorChoice::Fresh(a, _) => *a,
+        }
     }
 }
 
