@@ -59,7 +59,7 @@ pub struct AgentConfig {
     pub node: String,
     /// The cluster name.
     pub cluster: String,
-    /// Where the registry and the start generation are persisted.
+    /// Where the agent's store (`node.redb`: both replicas and its actor) lives.
     pub data_dir: PathBuf,
     /// SWIM (UDP) listen address.
     pub gossip_listen: SocketAddr,
