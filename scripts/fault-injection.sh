@@ -81,6 +81,7 @@ NAMESPACES=()
 declare -A PID=()
 ORIGIN_PID=""
 W=""
+API_TOKEN=""
 FAILED=0
 ROWS=()
 START_MS=0
@@ -176,7 +177,8 @@ wait_until() {
 api() {
   local i=$1 path=$2
   shift 2
-  ip netns exec "$(ns "$i")" curl -fsS -m 3 "$@" "http://127.0.0.1:$API_PORT$path"
+  ip netns exec "$(ns "$i")" curl -fsS -m 3 -H "Authorization: Bearer $API_TOKEN" "$@" \
+    "http://127.0.0.1:$API_PORT$path"
 }
 
 # Live (alive or suspect) member names seen by agent i, sorted, comma-joined.
@@ -329,12 +331,18 @@ write_config() {
   if [[ ${CLUSTER_KEY:-1} != 0 && ! -s "$W/cluster.keys" ]]; then
     "$BIN" keygen >"$W/cluster.keys"
   fi
+  # The APIs ask for a token; this script's calls carry it (api()).
+  if [[ ! -s "$W/api.tokens" ]]; then
+    "$BIN" token --scope write >"$W/api.tokens"
+  fi
+  API_TOKEN=$(awk '{print $2}' "$W/api.tokens")
   cat >"$W/$(name "$i").toml" <<EOF
 node = "$(name "$i")"
 cluster = "fault-injection"
 data_dir = "$W/$(name "$i")/data"
 seeds = [${seeds%, }]
 $([[ ${CLUSTER_KEY:-1} != 0 ]] && echo "key_file = \"$W/cluster.keys\"")
+token_file = "$W/api.tokens"
 
 [listen]
 gossip = "$(ip_of "$i"):$GOSSIP_PORT"

@@ -2,7 +2,7 @@
 //! and a set of `healthcheck agent` child processes stopped on drop.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command},
 };
 
@@ -66,6 +66,25 @@ pub fn healthcheck_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// Writes a token file with one new `write` token into `dir` (for the
+/// agents' `token_file`), and returns its path and the token (for the
+/// clients: [`auth_headers`]).
+pub fn api_token(dir: &Path) -> (PathBuf, String) {
+    let token = healthcheck::tokens::generate();
+    let path = dir.join("api.tokens");
+    std::fs::write(&path, format!("write {token}\n")).expect("write the token file");
+    (path, token)
+}
+
+/// Default headers that make a client send `token` with every request.
+pub fn auth_headers(token: &str) -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+        .expect("a token is printable ASCII");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    headers
 }
 
 /// GETs `url` as JSON; `None` on any failure.

@@ -15,6 +15,11 @@
 //! Errors are `{ "error": "...", "field": "..." }` (field when one is at
 //! fault). A registry change is persisted before the answer.
 //!
+//! With a token file (see [`crate::tokens`]) every route asks for a token:
+//! `GET` needs `read`, `PUT` and `DELETE` need `write`. No token, or an
+//! unknown one: 401 (with `WWW-Authenticate` challenges for Bearer and
+//! Basic); a `read` token on a write: 403. Both as JSON errors.
+//!
 //! `GET /v1/origins` is served from a cached body (and its gzip form, for
 //! clients that accept it), rebuilt when older than [`LIST_MAX_AGE`] or
 //! after a registry change made through this agent, but at most every
@@ -29,8 +34,9 @@ use std::sync::{Arc, atomic::Ordering};
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, Path, State},
-    http::{StatusCode, header},
+    extract::{DefaultBodyLimit, Path, Request, State},
+    http::{Method, StatusCode, header},
+    middleware::{self, Next},
     response::{Html, IntoResponse, Response},
     routing::get,
 };
@@ -105,7 +111,54 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(shared.clone(), authorize))
         .with_state(shared)
+}
+
+/// Lets a request through if its token's scope allows its method (see the
+/// module docs); else a 401 or 403 JSON error.
+async fn authorize(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    use crate::tokens::{Scope, presented};
+    let needed = match *request.method() {
+        Method::GET | Method::HEAD | Method::OPTIONS => Scope::Read,
+        _ => Scope::Write,
+    };
+    let token = presented(
+        request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
+    match shared.scope_of(token.as_deref()) {
+        Some(scope) if scope.allows(needed) => next.run(request).await,
+        Some(scope) => error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "this token's scope is {}; this request needs {}",
+                scope.as_str(),
+                needed.as_str()
+            ),
+            None,
+        ),
+        None => {
+            let message = if token.is_some() {
+                "unknown token"
+            } else {
+                "a token is required: Authorization: Bearer <token>"
+            };
+            let mut response = error(StatusCode::UNAUTHORIZED, message, None);
+            let headers = response.headers_mut();
+            headers.append(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"healthcheck\""),
+            );
+            headers.append(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"healthcheck\""),
+            );
+            response
+        }
+    }
 }
 
 fn error(status: StatusCode, message: impl Into<String>, field: Option<&str>) -> Response {

@@ -7,6 +7,8 @@
 //! seeds = ["10.0.0.2:7946"]        # gossip addresses of agents to join through
 //! key_file = "/etc/healthcheck/keys" # optional: cluster key(s), see `keys`;
 //!                                  # without it cluster traffic is plaintext
+//! token_file = "/etc/healthcheck/tokens" # optional: API tokens, see `tokens`;
+//!                                  # without it the API is open
 //!
 //! [listen]
 //! gossip = "0.0.0.0:7946"          # SWIM, UDP
@@ -87,6 +89,8 @@ pub struct AgentConfig {
     pub origins: Vec<(String, OriginSpec)>,
     /// The cluster key file (see [`crate::keys`]); `None`: plaintext.
     pub key_file: Option<PathBuf>,
+    /// The API token file (see [`crate::tokens`]); `None`: the API is open.
+    pub token_file: Option<PathBuf>,
 }
 
 impl AgentConfig {
@@ -111,6 +115,7 @@ impl AgentConfig {
             max_concurrent_checks: 512,
             origins: Vec::new(),
             key_file: None,
+            token_file: None,
         }
     }
 
@@ -205,6 +210,7 @@ impl AgentConfig {
             max_concurrent_checks: t.max_concurrent_checks,
             origins,
             key_file: file.key_file,
+            token_file: file.token_file,
         })
     }
 }
@@ -227,6 +233,8 @@ struct FileConfig {
     origins: Vec<toml::Table>,
     #[serde(default)]
     key_file: Option<PathBuf>,
+    #[serde(default)]
+    token_file: Option<PathBuf>,
 }
 
 fn default_cluster() -> String {

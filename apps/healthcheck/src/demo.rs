@@ -110,11 +110,16 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<DemoReport> {
         &key_file,
         format!("{}\n", seal::Key::generate().to_base64()),
     )?;
+    // And its API asks for a token, as a production agent's should.
+    let token = crate::tokens::generate();
+    let token_file = base.join("api.tokens");
+    std::fs::write(&token_file, format!("write {token}\n"))?;
     let mut agents: Vec<Agent> = Vec::new();
     for i in 0..config.nodes {
         let mut c = AgentConfig::local(format!("hc-{i}"), data_dir(&base, i));
         c.cluster = "demo".into();
         c.key_file = Some(key_file.clone());
+        c.token_file = Some(token_file.clone());
         c.preset = Preset::Local;
         c.pull_interval = Duration::from_millis(500);
         c.takeover_grace = Duration::from_secs(1);
@@ -137,6 +142,9 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<DemoReport> {
     }
     println!(
         "status page of hc-0: http://{api}/   (API: http://{api}/v1/origins, metrics: http://{api}/metrics)"
+    );
+    println!(
+        "API token: {token}   (curl -H 'Authorization: Bearer {token}' …; in a browser, any user name and the token as the password)"
     );
     println!(
         "cluster traffic sealed with a fresh cluster key ({})",

@@ -27,3 +27,4 @@ pub mod rendezvous;
 pub mod schedule;
 pub mod spec;
 pub mod store;
+pub mod tokens;

@@ -41,11 +41,20 @@ enum Command {
     },
     /// Print a new random cluster key (base64), for a key file.
     Keygen,
+    /// Print a new random API token as a line for a token file.
+    Token {
+        /// What it allows: read, or write (which includes read).
+        #[arg(long, default_value = "write", value_parser = ["read", "write"])]
+        scope: String,
+    },
     /// Print the origins table of a running agent.
     Status {
         /// The agent's API, e.g. http://127.0.0.1:8080
         #[arg(long)]
         api: String,
+        /// An API token with the read scope (or set HEALTHCHECK_TOKEN).
+        #[arg(long, env = "HEALTHCHECK_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
 }
 
@@ -95,7 +104,11 @@ fn run() -> anyhow::Result<()> {
                 .await
                 .map(|_| ())
             }
-            Command::Status { api } => status(&api).await,
+            Command::Status { api, token } => status(&api, token.as_deref()).await,
+            Command::Token { scope } => {
+                println!("{scope} {}", healthcheck::tokens::generate());
+                Ok(())
+            }
             Command::Keygen => {
                 println!("{}", seal::Key::generate().to_base64());
                 Ok(())
@@ -138,13 +151,21 @@ async fn wait_for_stop(agent: &Agent) -> anyhow::Result<()> {
         tokio::select! {
             r = tokio::signal::ctrl_c() => return r.context("waiting for ctrl-c"),
             _ = terminate.recv() => return Ok(()),
-            _ = hangup.recv() => match agent.shared().reload_keys() {
-                Ok((primary, removed)) => {
-                    let removed: Vec<String> = removed.iter().map(ToString::to_string).collect();
-                    tracing::info!(%primary, ?removed, "cluster keys reloaded");
+            _ = hangup.recv() => {
+                match agent.shared().reload_keys() {
+                    Ok((primary, removed)) => {
+                        let removed: Vec<String> = removed.iter().map(ToString::to_string).collect();
+                        tracing::info!(%primary, ?removed, "cluster keys reloaded");
+                    }
+                    Err(healthcheck::keys::KeyFileError::NotConfigured) => {}
+                    Err(e) => tracing::error!(error = %e, "cluster keys not reloaded; keeping the current ones"),
                 }
-                Err(e) => tracing::error!(error = %e, "cluster keys not reloaded; keeping the current ones"),
-            },
+                match agent.shared().reload_tokens() {
+                    Ok(n) => tracing::info!(tokens = n, "api tokens reloaded"),
+                    Err(healthcheck::tokens::TokenFileError::NotConfigured) => {}
+                    Err(e) => tracing::error!(error = %format!("{:#}", anyhow::Error::from(e)), "api tokens not reloaded; keeping the current ones"),
+                }
+            }
         }
     }
 }
@@ -154,9 +175,14 @@ async fn wait_for_stop(_agent: &Agent) -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await.context("waiting for ctrl-c")
 }
 
-async fn status(api: &str) -> anyhow::Result<()> {
+async fn status(api: &str, token: Option<&str>) -> anyhow::Result<()> {
     let url = format!("{}/v1/origins", api.trim_end_matches('/'));
-    let origins: Vec<serde_json::Value> = reqwest::get(&url)
+    let mut request = reqwest::Client::new().get(&url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let origins: Vec<serde_json::Value> = request
+        .send()
         .await
         .with_context(|| format!("GET {url}"))?
         .error_for_status()

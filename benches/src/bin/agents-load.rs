@@ -43,12 +43,14 @@ async fn main() {
         children: Vec::new(),
         dir: dir.clone(),
     };
+    let (token_file, token) = benches::procs::api_token(&dir);
     for i in 0..n {
         let config = format!(
-            "node = \"a{i:02}\"\ncluster = \"load\"\ndata_dir = \"{}\"\nseeds = [\"127.0.0.1:17000\", \"127.0.0.1:17001\", \"127.0.0.1:17002\"]\n\
+            "node = \"a{i:02}\"\ncluster = \"load\"\ndata_dir = \"{}\"\ntoken_file = \"{}\"\nseeds = [\"127.0.0.1:17000\", \"127.0.0.1:17001\", \"127.0.0.1:17002\"]\n\
              [listen]\ngossip = \"127.0.0.1:{}\"\nsync = \"127.0.0.1:{}\"\napi = \"127.0.0.1:{}\"\n\
              [timings]\npreset = \"lan\"\nrecord_refresh_ms = 600000\n",
             dir.join(format!("a{i:02}")).display(),
+            token_file.display(),
             17000 + i,
             17100 + i,
             17200 + i
@@ -68,6 +70,7 @@ async fn main() {
     }
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
+        .default_headers(benches::procs::auth_headers(&token))
         .build()
         .expect("client");
     let apis: Vec<String> = (0..n).map(api).collect();

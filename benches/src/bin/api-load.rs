@@ -199,6 +199,8 @@ fn spec(target: &str, timeout_ms: u64) -> Value {
 
 struct Ctx {
     target: String,
+    /// The API token every request carries.
+    token: String,
     origins: usize,
     connections: usize,
     agent_pid: String,
@@ -297,6 +299,7 @@ async fn drive(
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(ctx.connections)
         .tcp_nodelay(true)
+        .default_headers(benches::procs::auth_headers(&ctx.token))
         .build()
         .expect("client");
     let sem = Arc::new(Semaphore::new(ctx.connections));
@@ -470,6 +473,7 @@ async fn main() {
         children: Vec::new(),
         dir: dir.clone(),
     };
+    let (token_file, token) = benches::procs::api_token(&dir);
     for i in 0..n {
         let seeds = if i == 0 {
             String::new()
@@ -477,10 +481,11 @@ async fn main() {
             "\"127.0.0.1:17400\"".to_owned()
         };
         let config = format!(
-            "node = \"a{i:02}\"\ncluster = \"api-load\"\ndata_dir = \"{}\"\nseeds = [{seeds}]\n\
+            "node = \"a{i:02}\"\ncluster = \"api-load\"\ndata_dir = \"{}\"\ntoken_file = \"{}\"\nseeds = [{seeds}]\n\
              [listen]\ngossip = \"127.0.0.1:{}\"\nsync = \"127.0.0.1:{}\"\napi = \"127.0.0.1:{}\"\n\
              [timings]\npreset = \"lan\"\nrecord_refresh_ms = 600000\n",
             dir.join(format!("a{i:02}")).display(),
+            token_file.display(),
             17400 + i,
             17500 + i,
             17600 + i
@@ -501,6 +506,7 @@ async fn main() {
     let agent_pid = agents.children[0].id().to_string();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
+        .default_headers(benches::procs::auth_headers(&token))
         .build()
         .expect("client");
     let apis: Vec<String> = (0..n).map(api).collect();
@@ -559,6 +565,7 @@ async fn main() {
 
     let ctx = Arc::new(Ctx {
         target: target_addr,
+        token: token.clone(),
         origins,
         connections,
         agent_pid,

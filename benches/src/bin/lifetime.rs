@@ -40,6 +40,12 @@ fn api(i: usize) -> String {
     format!("http://127.0.0.1:{}", API + i as u16)
 }
 
+/// The API token of every agent this bench starts (and of its client).
+fn token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(healthcheck::tokens::generate)
+}
+
 /// Agent processes by index; each is SIGINTed and waited for on drop.
 struct Cluster {
     dir: PathBuf,
@@ -73,10 +79,11 @@ impl Cluster {
             .map(|s| format!("\"127.0.0.1:{}\"", GOSSIP + s as u16))
             .collect();
         let config = format!(
-            "node = \"a{i:02}\"\ncluster = \"lifetime\"\ndata_dir = \"{}\"\nseeds = [{}]\n\
+            "node = \"a{i:02}\"\ncluster = \"lifetime\"\ndata_dir = \"{}\"\ntoken_file = \"{}\"\nseeds = [{}]\n\
              [listen]\ngossip = \"127.0.0.1:{}\"\nsync = \"127.0.0.1:{}\"\napi = \"127.0.0.1:{}\"\n\
              [timings]\npreset = \"lan\"\n",
             self.data_dir(i).display(),
+            self.dir.join("api.tokens").display(),
             seeds.join(", "),
             GOSSIP + i as u16,
             SYNC + i as u16,
@@ -84,6 +91,8 @@ impl Cluster {
         );
         let path = self.dir.join(format!("a{i:02}.toml"));
         std::fs::write(&path, config).expect("write config");
+        std::fs::write(self.dir.join("api.tokens"), format!("write {}\n", token()))
+            .expect("write the token file");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -677,6 +686,7 @@ async fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
+        .default_headers(benches::procs::auth_headers(token()))
         .timeout(Duration::from_secs(10))
         .build()
         .expect("client");

@@ -94,6 +94,9 @@ pub enum StartError {
     /// The cluster key file could not be used.
     #[error("cluster key")]
     Keys(#[from] crate::keys::KeyFileError),
+    /// The API token file could not be used.
+    #[error("api tokens")]
+    Tokens(#[from] crate::tokens::TokenFileError),
     /// Another agent with this agent's name is alive (it answered a sync
     /// handshake under it): names are unique in a cluster. It keeps
     /// running; this one stops.
@@ -178,6 +181,8 @@ pub struct Shared {
     fatal_signal: CancellationToken,
     /// The cluster keys, if a key file is configured.
     pub keyring: Option<seal::Keyring>,
+    /// The API tokens, if a token file is configured (replaced on reload).
+    pub tokens: RwLock<Option<crate::tokens::TokenFile>>,
     /// SWIM datagrams refused by the cluster key.
     pub swim_rejections: Arc<seal::Rejections>,
 }
@@ -197,6 +202,39 @@ impl Shared {
         };
         let file = crate::keys::KeyFile::read(path)?;
         Ok(file.apply(keyring))
+    }
+
+    /// Re-reads the token file and replaces the tokens in force; returns
+    /// how many it holds.
+    ///
+    /// # Errors
+    /// The file is unreadable or invalid (the tokens in force are kept), or
+    /// no token file is configured.
+    pub fn reload_tokens(&self) -> Result<usize, crate::tokens::TokenFileError> {
+        let Some(path) = &self.config.token_file else {
+            return Err(crate::tokens::TokenFileError::NotConfigured);
+        };
+        let file = crate::tokens::TokenFile::read(path)?;
+        let n = file.len();
+        match self.tokens.write() {
+            Ok(mut t) => *t = Some(file),
+            Err(p) => *p.into_inner() = Some(file),
+        }
+        Ok(n)
+    }
+
+    /// The scope `presented` grants: `Some(Write)` for any request while no
+    /// token file is configured (the API is open), else the token's scope,
+    /// or `None` for no or an unknown token.
+    pub fn scope_of(&self, presented: Option<&str>) -> Option<crate::tokens::Scope> {
+        let read = |t: &Option<crate::tokens::TokenFile>| match t {
+            None => Some(crate::tokens::Scope::Write),
+            Some(file) => presented.and_then(|p| file.scope_of(p)),
+        };
+        match self.tokens.read() {
+            Ok(t) => read(&t),
+            Err(p) => read(&p.into_inner()),
+        }
     }
 
     /// The agent's name.
@@ -378,6 +416,10 @@ impl Agent {
             Some(path) => Some(crate::keys::KeyFile::read(path)?.keyring()),
             None => None,
         };
+        let tokens = match &config.token_file {
+            Some(path) => Some(crate::tokens::TokenFile::read(path)?),
+            None => None,
+        };
         let (storage, migrated) = crate::store::open(&config.data_dir)?;
         let peers = Arc::new(LatePeers::default());
         let mut sync_config = NodeConfig::new(
@@ -467,6 +509,7 @@ impl Agent {
             fatal: std::sync::Mutex::new(None),
             fatal_signal: CancellationToken::new(),
             keyring,
+            tokens: RwLock::new(tokens),
             swim_rejections,
             config,
         });
