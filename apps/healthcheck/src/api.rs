@@ -91,11 +91,21 @@ pub struct OriginView {
 
 /// Serves the API on `listener` until `shutdown`.
 pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, shutdown: CancellationToken) {
-    let app = router(shared);
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-    {
+    let app = router(shared.clone());
+    let served = match &shared.api_tls {
+        Some(tls) => {
+            let listener = tls.listener(listener, shutdown.clone());
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        }
+    };
+    if let Err(e) = served {
         tracing::error!(error = %e, "api server failed");
     }
 }

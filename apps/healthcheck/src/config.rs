@@ -10,6 +10,10 @@
 //! token_file = "/etc/healthcheck/tokens" # optional: API tokens, see `tokens`;
 //!                                  # without it the API is open
 //!
+//! [tls]                            # optional: the API over HTTPS (PEM files,
+//! cert_file = "/etc/healthcheck/api.crt" # re-read on SIGHUP)
+//! key_file = "/etc/healthcheck/api.key"
+//!
 //! [listen]
 //! gossip = "0.0.0.0:7946"          # SWIM, UDP
 //! sync = "0.0.0.0:7947"            # replication, TCP
@@ -91,6 +95,18 @@ pub struct AgentConfig {
     pub key_file: Option<PathBuf>,
     /// The API token file (see [`crate::tokens`]); `None`: the API is open.
     pub token_file: Option<PathBuf>,
+    /// The API's certificate and key (see [`crate::api_tls`]); `None`: HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of the API's TLS certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The certificate chain, the server's certificate first.
+    pub cert_file: PathBuf,
+    /// Its private key.
+    pub key_file: PathBuf,
 }
 
 impl AgentConfig {
@@ -116,6 +132,7 @@ impl AgentConfig {
             origins: Vec::new(),
             key_file: None,
             token_file: None,
+            tls: None,
         }
     }
 
@@ -211,6 +228,7 @@ impl AgentConfig {
             origins,
             key_file: file.key_file,
             token_file: file.token_file,
+            tls: file.tls,
         })
     }
 }
@@ -235,6 +253,8 @@ struct FileConfig {
     key_file: Option<PathBuf>,
     #[serde(default)]
     token_file: Option<PathBuf>,
+    #[serde(default)]
+    tls: Option<TlsFiles>,
 }
 
 fn default_cluster() -> String {

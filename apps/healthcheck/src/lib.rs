@@ -12,6 +12,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod api_tls;
 pub mod checker;
 pub mod config;
 pub mod demo;

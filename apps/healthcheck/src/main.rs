@@ -55,6 +55,10 @@ enum Command {
         /// An API token with the read scope (or set HEALTHCHECK_TOKEN).
         #[arg(long, env = "HEALTHCHECK_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// A PEM file of the CA (or certificate) to trust for an https API
+        /// with a certificate of its own.
+        #[arg(long)]
+        ca: Option<PathBuf>,
     },
 }
 
@@ -104,7 +108,9 @@ fn run() -> anyhow::Result<()> {
                 .await
                 .map(|_| ())
             }
-            Command::Status { api, token } => status(&api, token.as_deref()).await,
+            Command::Status { api, token, ca } => {
+                status(&api, token.as_deref(), ca.as_deref()).await
+            }
             Command::Token { scope } => {
                 println!("{scope} {}", healthcheck::tokens::generate());
                 Ok(())
@@ -121,9 +127,9 @@ async fn agent(path: PathBuf) -> anyhow::Result<()> {
     let config = AgentConfig::from_file(&path)?;
     let agent = Agent::start(config).await.context("starting the agent")?;
     println!(
-        "agent {} up: API http://{}/",
+        "agent {} up: API {}/",
         agent.node(),
-        agent.api_addr()
+        agent.shared().api_url(agent.api_addr())
     );
     let fatal = tokio::select! {
         stopped = wait_for_stop(&agent) => {
@@ -160,6 +166,11 @@ async fn wait_for_stop(agent: &Agent) -> anyhow::Result<()> {
                     Err(healthcheck::keys::KeyFileError::NotConfigured) => {}
                     Err(e) => tracing::error!(error = %e, "cluster keys not reloaded; keeping the current ones"),
                 }
+                match agent.shared().reload_tls() {
+                    Ok(true) => tracing::info!("api certificate reloaded"),
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error = %e, "api certificate not reloaded; keeping the current one"),
+                }
                 match agent.shared().reload_tokens() {
                     Ok(n) => tracing::info!(tokens = n, "api tokens reloaded"),
                     Err(healthcheck::tokens::TokenFileError::NotConfigured) => {}
@@ -175,9 +186,23 @@ async fn wait_for_stop(_agent: &Agent) -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await.context("waiting for ctrl-c")
 }
 
-async fn status(api: &str, token: Option<&str>) -> anyhow::Result<()> {
+async fn status(
+    api: &str,
+    token: Option<&str>,
+    ca: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let url = format!("{}/v1/origins", api.trim_end_matches('/'));
-    let mut request = reqwest::Client::new().get(&url);
+    let mut client = reqwest::Client::builder();
+    if let Some(ca) = ca {
+        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+        let cert = reqwest::Certificate::from_pem(&pem)
+            .with_context(|| format!("{}: not a PEM certificate", ca.display()))?;
+        client = client.add_root_certificate(cert);
+    }
+    let mut request = client
+        .build()
+        .context("building the HTTP client")?
+        .get(&url);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }

@@ -97,6 +97,9 @@ pub enum StartError {
     /// The API token file could not be used.
     #[error("api tokens")]
     Tokens(#[from] crate::tokens::TokenFileError),
+    /// The API's certificate or key could not be used.
+    #[error("api tls")]
+    Tls(#[from] crate::api_tls::TlsError),
     /// Another agent with this agent's name is alive (it answered a sync
     /// handshake under it): names are unique in a cluster. It keeps
     /// running; this one stops.
@@ -183,6 +186,8 @@ pub struct Shared {
     pub keyring: Option<seal::Keyring>,
     /// The API tokens, if a token file is configured (replaced on reload).
     pub tokens: RwLock<Option<crate::tokens::TokenFile>>,
+    /// The API's TLS, if configured.
+    pub api_tls: Option<crate::api_tls::ApiTls>,
     /// SWIM datagrams refused by the cluster key.
     pub swim_rejections: Arc<seal::Rejections>,
 }
@@ -221,6 +226,28 @@ impl Shared {
             Err(p) => *p.into_inner() = Some(file),
         }
         Ok(n)
+    }
+
+    /// Re-reads the API's certificate and key; new connections get them.
+    ///
+    /// # Errors
+    /// They are unreadable or do not fit (the ones in force are kept); or
+    /// the API has no TLS (`Ok(false)`).
+    pub fn reload_tls(&self) -> Result<bool, crate::api_tls::TlsError> {
+        match &self.api_tls {
+            Some(tls) => tls.reload().map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// The API's base URL (`https://` with TLS).
+    pub fn api_url(&self, addr: SocketAddr) -> String {
+        let scheme = if self.api_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{addr}")
     }
 
     /// The scope `presented` grants: `Some(Write)` for any request while no
@@ -420,6 +447,13 @@ impl Agent {
             Some(path) => Some(crate::tokens::TokenFile::read(path)?),
             None => None,
         };
+        let api_tls = match &config.tls {
+            Some(files) => Some(crate::api_tls::ApiTls::load(
+                &files.cert_file,
+                &files.key_file,
+            )?),
+            None => None,
+        };
         let (storage, migrated) = crate::store::open(&config.data_dir)?;
         let peers = Arc::new(LatePeers::default());
         let mut sync_config = NodeConfig::new(
@@ -510,6 +544,7 @@ impl Agent {
             fatal_signal: CancellationToken::new(),
             keyring,
             tokens: RwLock::new(tokens),
+            api_tls,
             swim_rejections,
             config,
         });

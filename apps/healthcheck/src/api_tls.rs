@@ -1,0 +1,227 @@
+//! TLS for the API (rustls): a certificate chain and its private key from
+//! PEM files, swapped in place on reload (`SIGHUP`) so that new connections
+//! get the new certificate while open ones keep theirs.
+//!
+//! Handshakes run in their own tasks (at most [`MAX_HANDSHAKES`] at once,
+//! each bounded by [`HANDSHAKE_TIMEOUT`]), so a client that opens a
+//! connection and says nothing holds up no one; completed TLS streams are
+//! handed to axum through [`TlsListener`].
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use rustls::{
+    crypto::CryptoProvider,
+    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    server::{ClientHello, ResolvesServerCert},
+    sign::CertifiedKey,
+};
+use thiserror::Error;
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::{Semaphore, mpsc},
+};
+use tokio_rustls::{TlsAcceptor, server::TlsStream};
+use tokio_util::sync::CancellationToken;
+
+/// The most TLS handshakes in progress at once.
+pub const MAX_HANDSHAKES: usize = 128;
+
+/// How long a client may take to complete its handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The certificate or key could not be used; what is in force is unchanged.
+#[derive(Debug, Error)]
+pub enum TlsError {
+    /// A file could not be read or is not PEM of the expected kind.
+    #[error("{path}: {what}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// The certificate file holds no certificate.
+    #[error("{path}: no certificate (PEM `CERTIFICATE` blocks, the server's first)")]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The key does not belong to the certificate, or rustls refuses it.
+    #[error("{key} does not fit {cert}: {what}")]
+    Mismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// What rustls said.
+        what: String,
+    },
+    /// Building the TLS configuration failed (a bug or an unusable
+    /// provider).
+    #[error("tls configuration: {0}")]
+    Config(String),
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Reads a certificate chain and its key and checks they fit.
+fn load(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+    let file = |path: &Path, what: String| TlsError::File {
+        path: path.to_owned(),
+        what,
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| file(cert, e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| file(cert, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: cert.to_owned(),
+        });
+    }
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| file(key, e.to_string()))?;
+    CertifiedKey::from_der(chain, private, &provider()).map_err(|e| TlsError::Mismatch {
+        cert: cert.to_owned(),
+        key: key.to_owned(),
+        what: e.to_string(),
+    })
+}
+
+/// The certificate in force, for rustls.
+#[derive(Debug)]
+struct Current(RwLock<Arc<CertifiedKey>>);
+
+impl ResolvesServerCert for Current {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(match self.0.read() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        })
+    }
+}
+
+/// The API's TLS: its files, the certificate in force and an acceptor.
+pub struct ApiTls {
+    cert: PathBuf,
+    key: PathBuf,
+    current: Arc<Current>,
+    acceptor: TlsAcceptor,
+}
+
+impl ApiTls {
+    /// Loads `cert` (PEM chain, the server's certificate first) and `key`
+    /// (PEM private key).
+    ///
+    /// # Errors
+    /// [`TlsError`] naming the file and what is wrong.
+    pub fn load(cert: &Path, key: &Path) -> Result<ApiTls, TlsError> {
+        let current = Arc::new(Current(RwLock::new(Arc::new(load(cert, key)?))));
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_no_client_auth()
+            .with_cert_resolver(current.clone());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(ApiTls {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            current,
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        })
+    }
+
+    /// Re-reads the files; new connections get the new certificate.
+    ///
+    /// # Errors
+    /// [`TlsError`]; the certificate in force is kept.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let fresh = Arc::new(load(&self.cert, &self.key)?);
+        match self.current.0.write() {
+            Ok(mut c) => *c = fresh,
+            Err(p) => *p.into_inner() = fresh,
+        }
+        Ok(())
+    }
+
+    /// A listener for axum that completes TLS handshakes on `listener`'s
+    /// connections until `shutdown`.
+    pub fn listener(&self, listener: TcpListener, shutdown: CancellationToken) -> TlsListener {
+        let local_addr = listener.local_addr();
+        let (done, ready) = mpsc::channel(MAX_HANDSHAKES);
+        let acceptor = self.acceptor.clone();
+        tokio::spawn(handshakes(listener, acceptor, done, shutdown));
+        TlsListener { ready, local_addr }
+    }
+}
+
+/// Accepts TCP connections and completes their handshakes, each in its own
+/// task, bounded in number and time.
+async fn handshakes(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    done: mpsc::Sender<(TlsStream<TcpStream>, std::net::SocketAddr)>,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+    loop {
+        let (stream, addr) = tokio::select! {
+            () = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "api accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%addr, "too many TLS handshakes in progress: closing");
+            continue;
+        };
+        let (acceptor, done) = (acceptor.clone(), done.clone());
+        tokio::spawn(async move {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => {
+                    let _ = done.send((tls, addr)).await;
+                }
+                Ok(Err(e)) => tracing::debug!(%addr, error = %e, "api TLS handshake failed"),
+                Err(_) => tracing::debug!(%addr, "api TLS handshake timed out"),
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// TLS streams ready for axum (see [`ApiTls::listener`]).
+pub struct TlsListener {
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, std::net::SocketAddr)>,
+    local_addr: std::io::Result<std::net::SocketAddr>,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(ready) => ready,
+            // Shutting down: axum stops accepting once its shutdown signal
+            // fires.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        match &self.local_addr {
+            Ok(a) => Ok(*a),
+            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+        }
+    }
+}
