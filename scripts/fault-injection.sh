@@ -343,6 +343,7 @@ data_dir = "$W/$(name "$i")/data"
 seeds = [${seeds%, }]
 $([[ ${CLUSTER_KEY:-1} != 0 ]] && echo "key_file = \"$W/cluster.keys\"")
 token_file = "$W/api.tokens"
+$([[ ${CLUSTER_KEY:-1} == 0 ]] && echo "insecure = true   # CLUSTER_KEY=0: plaintext on purpose")
 
 [listen]
 gossip = "$(ip_of "$i"):$GOSSIP_PORT"

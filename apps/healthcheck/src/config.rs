@@ -10,6 +10,9 @@
 //! token_file = "/etc/healthcheck/tokens" # optional: API tokens, see `tokens`;
 //!                                  # without it the API is open
 //!
+//! insecure = false                 # true: start with a listener on the network
+//!                                  # but no token_file or key_file (logged)
+//!
 //! [tls]                            # optional: the API over HTTPS (PEM files,
 //! cert_file = "/etc/healthcheck/api.crt" # re-read on SIGHUP)
 //! key_file = "/etc/healthcheck/api.key"
@@ -97,6 +100,9 @@ pub struct AgentConfig {
     pub token_file: Option<PathBuf>,
     /// The API's certificate and key (see [`crate::api_tls`]); `None`: HTTP.
     pub tls: Option<TlsFiles>,
+    /// Start even though a listener binds a non-loopback address without a
+    /// token file and a cluster key (said in the log at every start).
+    pub insecure: bool,
 }
 
 /// The PEM files of the API's TLS certificate.
@@ -110,6 +116,38 @@ pub struct TlsFiles {
 }
 
 impl AgentConfig {
+    /// What the agent gives up, if it starts with this config: for a
+    /// listener bound to a non-loopback address, a missing token file (the
+    /// API is open) and a missing cluster key (cluster traffic is plaintext).
+    /// Empty when every listener is on loopback or both are configured.
+    pub fn exposures(&self) -> Vec<String> {
+        let exposed: Vec<String> = [
+            ("listen.gossip", self.gossip_listen),
+            ("listen.sync", self.sync_listen),
+            ("listen.api", self.api_listen),
+        ]
+        .into_iter()
+        .filter(|(_, a)| !a.ip().is_loopback())
+        .map(|(k, a)| format!("{k} = {a}"))
+        .collect();
+        if exposed.is_empty() {
+            return Vec::new();
+        }
+        let on = exposed.join(", ");
+        let mut out = Vec::new();
+        if self.token_file.is_none() {
+            out.push(format!(
+                "no token_file: anyone who reaches the API can change the registry ({on})"
+            ));
+        }
+        if self.key_file.is_none() {
+            out.push(format!(
+                "no key_file: cluster traffic is plaintext and unauthenticated ({on})"
+            ));
+        }
+        out
+    }
+
     /// Defaults for agent `node` on 127.0.0.1 with OS-chosen ports (as in
     /// tests and the demo).
     pub fn local(node: impl Into<String>, data_dir: PathBuf) -> Self {
@@ -133,6 +171,7 @@ impl AgentConfig {
             key_file: None,
             token_file: None,
             tls: None,
+            insecure: false,
         }
     }
 
@@ -229,6 +268,7 @@ impl AgentConfig {
             key_file: file.key_file,
             token_file: file.token_file,
             tls: file.tls,
+            insecure: file.insecure,
         })
     }
 }
@@ -255,6 +295,8 @@ struct FileConfig {
     token_file: Option<PathBuf>,
     #[serde(default)]
     tls: Option<TlsFiles>,
+    #[serde(default)]
+    insecure: bool,
 }
 
 fn default_cluster() -> String {

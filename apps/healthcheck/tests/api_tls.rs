@@ -89,7 +89,10 @@ async fn the_api_serves_https_and_takes_a_new_certificate_on_reload() {
     let (cert2, key2) = certificate();
     std::fs::write(base.join("api.crt"), &cert2).expect("write");
     std::fs::write(base.join("api.key"), &key2).expect("write");
-    assert!(agent.shared().reload_tls().expect("reloads"), "the API has TLS");
+    assert!(
+        agent.shared().reload_tls().expect("reloads"),
+        "the API has TLS"
+    );
     assert_eq!(get_trusting(&cert2, &url).await, Ok(200));
     assert!(
         get_trusting(&cert1, &url).await.is_err(),

@@ -100,6 +100,13 @@ pub enum StartError {
     /// The API's certificate or key could not be used.
     #[error("api tls")]
     Tls(#[from] crate::api_tls::TlsError),
+    /// A listener binds a non-loopback address but a token file or a cluster
+    /// key is missing, and the config does not say `insecure = true`.
+    #[error(
+        "refusing to start: {}; configure them, bind the listeners to loopback, or set insecure = true to accept this",
+        .0.join("; ")
+    )]
+    Insecure(Vec<String>),
     /// Another agent with this agent's name is alive (it answered a sync
     /// handshake under it): names are unique in a cluster. It keeps
     /// running; this one stops.
@@ -439,6 +446,15 @@ impl Agent {
     /// # Errors
     /// [`StartError`] naming what failed; nothing is left running.
     pub async fn start(config: AgentConfig) -> Result<Agent, StartError> {
+        let exposures = config.exposures();
+        if !exposures.is_empty() {
+            if !config.insecure {
+                return Err(StartError::Insecure(exposures));
+            }
+            for what in &exposures {
+                tracing::warn!("insecure = true: {what}");
+            }
+        }
         let keyring = match &config.key_file {
             Some(path) => Some(crate::keys::KeyFile::read(path)?.keyring()),
             None => None,
