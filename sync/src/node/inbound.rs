@@ -16,8 +16,15 @@ use crate::{
     RejectReason, Reply, SyncError, negotiate,
 };
 
+/// Most connections being told `Busy` at once.
+pub(super) const MAX_REJECTIONS_IN_FLIGHT: usize = 32;
+
 pub(super) async fn accept(shared: Arc<Shared>, listener: TcpListener, tasks: TaskTracker) {
     let sessions = Arc::new(Semaphore::new(shared.config.max_inbound_sessions));
+    // Connections over the limit are told `Busy`, a bounded number at a
+    // time; beyond that they are closed at once (a flood holds no
+    // descriptors).
+    let rejections = Arc::new(Semaphore::new(MAX_REJECTIONS_IN_FLIGHT));
     loop {
         let (stream, addr) = tokio::select! {
             () = shared.shutdown.cancelled() => return,
@@ -44,9 +51,14 @@ pub(super) async fn accept(shared: Arc<Shared>, listener: TcpListener, tasks: Ta
                 });
             }
             Err(_) => {
+                shared.record_rejection();
+                let Ok(slot) = rejections.clone().try_acquire_owned() else {
+                    drop(stream);
+                    continue;
+                };
                 tasks.spawn(async move {
-                    shared.record_rejection();
-                    tracing::warn!(%addr, "inbound session limit reached, rejecting");
+                    let _slot = slot;
+                    tracing::debug!(%addr, "inbound session limit reached, rejecting");
                     let mut framed = Framed::new(
                         stream,
                         shared.codec(shared.config.max_frame_length, seal::Role::Server),
