@@ -13,7 +13,8 @@
 //! | `GET /` | the status page |
 //!
 //! Errors are `{ "error": "...", "field": "..." }` (field when one is at
-//! fault). A registry change is persisted before the answer.
+//! fault), all of them: 405, 413 (field `body`) and axum's own rejections
+//! too. A registry change is persisted before the answer.
 //!
 //! With a token file (see [`crate::tokens`]) every route asks for a token:
 //! `GET` needs `read`, `PUT` and `DELETE` need `write`. No token, or an
@@ -89,25 +90,17 @@ pub struct OriginView {
     pub health: Option<HealthRecord>,
 }
 
-/// Serves the API on `listener` until `shutdown`.
+/// Serves the API on `listener` until `shutdown`, under the agent's
+/// connection limits (see [`crate::api_server`]).
 pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, shutdown: CancellationToken) {
-    let app = router(shared.clone());
-    let served = match &shared.api_tls {
-        Some(tls) => {
-            let listener = tls.listener(listener, shutdown.clone());
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
-        }
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
-        }
-    };
-    if let Err(e) = served {
-        tracing::error!(error = %e, "api server failed");
-    }
+    let server =
+        crate::api_server::ApiServer::new(router(shared.clone()), shared.api_limits, shutdown);
+    let _ = shared.api_connections.set(server.stats());
+    let tls = shared
+        .api_tls
+        .as_ref()
+        .map(crate::api_tls::ApiTls::acceptor);
+    server.run(listener, tls).await;
 }
 
 /// The API's routes.
@@ -120,9 +113,112 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/node", get(node))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        // after the routes: it applies to those added before it
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        // inside `authorize`: a request without a token gets its 401 first
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(shared.clone(), authorize))
         .with_state(shared)
+}
+
+/// Makes every error the API's JSON error (see the module docs), whatever
+/// produced it, keeping its status and its other headers. Layered on every
+/// route and fallback (inside `authorize`, outside the body limit):
+///
+/// - an origin id in the path that does not percent-decode to UTF-8: 400
+///   with field `id`, before the handler (axum's `Path` would answer in
+///   text);
+/// - 413, a body over [`MAX_BODY`]: field `body`, saying the limit;
+/// - any other response of status 400 or more whose content type is not
+///   `application/json` (axum's rejections): the same status, its text as
+///   the message, no field.
+async fn json_errors(request: Request, next: Next) -> Response {
+    if let Some(id) = request.uri().path().strip_prefix("/v1/origins/")
+        && !percent_decodes_to_utf8(id)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "id: does not decode to UTF-8 text (percent-encoded bytes must form UTF-8)",
+            Some("id"),
+        );
+    }
+    let response = next.run(request).await;
+    let status = response.status();
+    if status.as_u16() < 400 {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!(
+            "body: larger than {MAX_BODY} bytes ({} KiB), the most a request may carry",
+            MAX_BODY / 1024
+        )
+    } else if is_json(&parts.headers) {
+        return Response::from_parts(parts, body);
+    } else {
+        let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&text).trim().to_owned();
+        if text.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_owned()
+        } else {
+            text
+        }
+    };
+    let field = (status == StatusCode::PAYLOAD_TOO_LARGE).then_some("body");
+    let mut out = error(status, message, field);
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// Whether a response says it is JSON.
+fn is_json(headers: &header::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        })
+}
+
+/// Whether `segment`, percent-decoded as axum decodes path parameters (a
+/// `%` not followed by two hex digits is kept), is UTF-8.
+fn percent_decodes_to_utf8(segment: &str) -> bool {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |at: usize| bytes.get(at).and_then(|b| char::from(*b).to_digit(16));
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (hex(i + 1), hex(i + 2))
+        {
+            out.push(u8::try_from(h * 16 + l).expect("two hex digits make a byte"));
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    std::str::from_utf8(&out).is_ok()
+}
+
+/// A known route asked with a method it does not take; axum adds the
+/// `Allow` header (the route's methods) to this answer.
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{method} is not allowed on {}; the Allow header lists the methods it takes",
+            uri.path()
+        ),
+        None,
+    )
 }
 
 /// Lets a request through if its token's scope allows its method (see the
@@ -297,6 +393,11 @@ async fn put(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: By
         Ok(spec) => spec,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string(), Some(&e.field)),
     };
+    // Where this agent may not check, no agent should be asked to: a
+    // literal is judged here, a name resolved (briefly) and judged.
+    if let Err(e) = shared.targets.check_spec(&spec).await {
+        return error(StatusCode::BAD_REQUEST, e.to_string(), Some(&e.field));
+    }
     match shared.put_origin(&id, spec.clone()).await {
         Ok(created) => {
             let status = if created {

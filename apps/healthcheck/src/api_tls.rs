@@ -2,15 +2,12 @@
 //! PEM files, swapped in place on reload (`SIGHUP`) so that new connections
 //! get the new certificate while open ones keep theirs.
 //!
-//! Handshakes run in their own tasks (at most [`MAX_HANDSHAKES`] at once,
-//! each bounded by [`HANDSHAKE_TIMEOUT`]), so a client that opens a
-//! connection and says nothing holds up no one; completed TLS streams are
-//! handed to axum through [`TlsListener`].
+//! Handshakes run in each connection's own task, bounded in time and
+//! counted against the API's connection cap (see [`crate::api_server`]).
 
 use std::{
     path::{Path, PathBuf},
     sync::{Arc, RwLock},
-    time::Duration,
 };
 
 use rustls::{
@@ -20,18 +17,7 @@ use rustls::{
     sign::CertifiedKey,
 };
 use thiserror::Error;
-use tokio::{
-    net::{TcpListener, TcpStream},
-    sync::{Semaphore, mpsc},
-};
-use tokio_rustls::{TlsAcceptor, server::TlsStream};
-use tokio_util::sync::CancellationToken;
-
-/// The most TLS handshakes in progress at once.
-pub const MAX_HANDSHAKES: usize = 128;
-
-/// How long a client may take to complete its handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use tokio_rustls::TlsAcceptor;
 
 /// The certificate or key could not be used; what is in force is unchanged.
 #[derive(Debug, Error)]
@@ -149,79 +135,9 @@ impl ApiTls {
         Ok(())
     }
 
-    /// A listener for axum that completes TLS handshakes on `listener`'s
-    /// connections until `shutdown`.
-    pub fn listener(&self, listener: TcpListener, shutdown: CancellationToken) -> TlsListener {
-        let local_addr = listener.local_addr();
-        let (done, ready) = mpsc::channel(MAX_HANDSHAKES);
-        let acceptor = self.acceptor.clone();
-        tokio::spawn(handshakes(listener, acceptor, done, shutdown));
-        TlsListener { ready, local_addr }
-    }
-}
-
-/// Accepts TCP connections and completes their handshakes, each in its own
-/// task, bounded in number and time.
-async fn handshakes(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    done: mpsc::Sender<(TlsStream<TcpStream>, std::net::SocketAddr)>,
-    shutdown: CancellationToken,
-) {
-    let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
-    loop {
-        let (stream, addr) = tokio::select! {
-            () = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(error = %e, "api accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(%addr, "too many TLS handshakes in progress: closing");
-            continue;
-        };
-        let (acceptor, done) = (acceptor.clone(), done.clone());
-        tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => {
-                    let _ = done.send((tls, addr)).await;
-                }
-                Ok(Err(e)) => tracing::debug!(%addr, error = %e, "api TLS handshake failed"),
-                Err(_) => tracing::debug!(%addr, "api TLS handshake timed out"),
-            }
-            drop(slot);
-        });
-    }
-}
-
-/// TLS streams ready for axum (see [`ApiTls::listener`]).
-pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, std::net::SocketAddr)>,
-    local_addr: std::io::Result<std::net::SocketAddr>,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(ready) => ready,
-            // Shutting down: axum stops accepting once its shutdown signal
-            // fires.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        match &self.local_addr {
-            Ok(a) => Ok(*a),
-            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
-        }
+    /// The acceptor for new connections (the certificate in force at each
+    /// handshake).
+    pub fn acceptor(&self) -> TlsAcceptor {
+        self.acceptor.clone()
     }
 }

@@ -180,18 +180,37 @@ impl FakeOrigin {
     /// [`Behaviour::Down`]: then the port is reserved but refuses
     /// connections). Must be called within a tokio runtime.
     pub async fn start(behaviour: Behaviour) -> io::Result<FakeOrigin> {
-        Self::start_with(behaviour, None).await
+        Self::start_with(behaviour, None, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await
+    }
+
+    /// Starts a plain HTTP origin on `addr` (as [`start`](FakeOrigin::start)
+    /// otherwise): a stand-in origin to point agents at while trying them
+    /// out (`healthcheck origin`).
+    ///
+    /// # Errors
+    /// `addr` cannot be bound.
+    pub async fn start_at(addr: SocketAddr, behaviour: Behaviour) -> io::Result<FakeOrigin> {
+        Self::start_with(behaviour, None, addr).await
     }
 
     /// Starts an HTTPS origin, as [`start`](FakeOrigin::start), with a fresh
     /// self-signed certificate for `localhost` (so a client must skip
     /// verification). HTTP/1.1 only.
     pub async fn start_tls(behaviour: Behaviour) -> io::Result<FakeOrigin> {
-        Self::start_with(behaviour, Some(self_signed_acceptor()?)).await
+        Self::start_with(
+            behaviour,
+            Some(self_signed_acceptor()?),
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        )
+        .await
     }
 
-    async fn start_with(behaviour: Behaviour, tls: Option<TlsAcceptor>) -> io::Result<FakeOrigin> {
-        let socket = bind_socket(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
+    async fn start_with(
+        behaviour: Behaviour,
+        tls: Option<TlsAcceptor>,
+        at: SocketAddr,
+    ) -> io::Result<FakeOrigin> {
+        let socket = bind_socket(at)?;
         let addr = socket.local_addr()?;
         let port = if behaviour == Behaviour::Down {
             Port::Reserved(socket)

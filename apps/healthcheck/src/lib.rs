@@ -12,10 +12,12 @@
 
 pub mod agent;
 pub mod api;
+pub mod api_server;
 pub mod api_tls;
 pub mod checker;
 pub mod config;
 pub mod demo;
+pub mod descriptors;
 pub mod fake_origin;
 pub mod keys;
 pub mod metrics;
@@ -28,4 +30,5 @@ pub mod rendezvous;
 pub mod schedule;
 pub mod spec;
 pub mod store;
+pub mod targets;
 pub mod tokens;

@@ -39,6 +39,16 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         duration: u64,
     },
+    /// Serve a stand-in origin (200 OK to every request, or 503 with
+    /// --failing) to point agents at while trying them out.
+    Origin {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: std::net::SocketAddr,
+        /// Answer 503 instead of 200.
+        #[arg(long)]
+        failing: bool,
+    },
     /// Print a new random cluster key (base64), for a key file.
     Keygen,
     /// Print a new random API token as a line for a token file.
@@ -117,6 +127,27 @@ fn run() -> anyhow::Result<()> {
             }
             Command::Keygen => {
                 println!("{}", seal::Key::generate().to_base64());
+                Ok(())
+            }
+            Command::Origin { listen, failing } => {
+                use healthcheck::fake_origin::{Behaviour, FakeOrigin};
+                let behaviour = if failing {
+                    Behaviour::Failing
+                } else {
+                    Behaviour::Healthy
+                };
+                let origin = FakeOrigin::start_at(listen, behaviour)
+                    .await
+                    .with_context(|| format!("listening on {listen}"))?;
+                println!(
+                    "a stand-in origin on http://{} answers {}; Ctrl-C to stop",
+                    origin.addr(),
+                    if failing { 503 } else { 200 }
+                );
+                tokio::signal::ctrl_c()
+                    .await
+                    .context("waiting for Ctrl-C")?;
+                origin.shutdown().await;
                 Ok(())
             }
         }

@@ -76,6 +76,52 @@ pub fn render(shared: &Shared) -> Result<String, std::fmt::Error> {
         s.records_written.load(Ordering::Relaxed),
     );
 
+    if let Some(api) = shared.api_connections.get() {
+        let c = api.get();
+        let open: Gauge = Gauge::default();
+        open.set(i64::try_from(c.open).unwrap_or(i64::MAX));
+        registry.register(
+            "healthcheck_api_connections",
+            "API connections open now",
+            open,
+        );
+        let closed: Family<Labels, Counter> = Family::default();
+        for (why, n) in [
+            ("evicted", c.evicted),
+            ("idle", c.idle_closed),
+            ("refused", c.refused),
+        ] {
+            closed
+                .get_or_create(&vec![("reason".into(), why.into())])
+                .inc_by(n);
+        }
+        registry.register(
+            "healthcheck_api_connections_closed",
+            "API connections closed by the agent: evicted at the cap (the longest idle), idle past the idle timeout, refused (every connection busy)",
+            closed,
+        );
+    }
+    let d = &shared.descriptors;
+    gauge_family(
+        &mut registry,
+        "healthcheck_descriptor_budget",
+        "How the descriptor limit is shared (see the descriptors module)",
+        "part",
+        &[
+            ("limit", i64::try_from(d.limit).unwrap_or(i64::MAX)),
+            ("reserved", i64::try_from(d.reserved).unwrap_or(i64::MAX)),
+            ("api", i64::try_from(d.api).unwrap_or(i64::MAX)),
+            (
+                "checks_in_flight",
+                i64::try_from(d.checks_in_flight).unwrap_or(i64::MAX),
+            ),
+            (
+                "checks_idle",
+                i64::try_from(d.checks_idle).unwrap_or(i64::MAX),
+            ),
+        ],
+    );
+
     let health = shared.all_health();
     let (mut up, mut down, mut unknown) = (0i64, 0i64, 0i64);
     for (id, _) in shared.origins() {

@@ -19,6 +19,7 @@ fn checker(max_concurrency: usize) -> Checker {
     Checker::new(CheckerConfig {
         max_concurrency,
         user_agent: AGENT.into(),
+        ..CheckerConfig::default()
     })
     .expect("checker")
 }
@@ -187,6 +188,66 @@ async fn sequential_checks_reuse_a_kept_alive_connection() {
     origin.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_is_resolved_by_the_checker_and_kept_as_the_host() {
+    let origin = FakeOrigin::start(Behaviour::Healthy).await.expect("origin");
+    let mut spec = spec(&origin, Kind::Http);
+    spec.address = format!("localhost:{}", origin.addr().port());
+    let outcome = checker(4).check(&spec).await;
+    assert!(outcome.ok, "{outcome:?}");
+    // The request went to the resolved address, with the `Host` that a URL
+    // holding the name would have sent.
+    let seen = origin.last_request().expect("a request");
+    assert_eq!(seen.host, Some(spec.address.clone()));
+    origin.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_that_does_not_resolve_is_a_connect_failure() {
+    let checker = checker(4);
+    for kind in [Kind::Http, Kind::Https, Kind::Tcp] {
+        let mut spec = OriginSpec::new("no-such-origin.invalid:80");
+        spec.kind = kind;
+        spec.timeout_ms = 5000;
+        let outcome = checker.check(&spec).await;
+        assert!(
+            reason(&outcome).starts_with("connect: "),
+            "{kind}: {outcome:?}"
+        );
+        assert_eq!(outcome.latency, None);
+    }
+}
+
+// One thread, to count connections exactly: see
+// `sequential_checks_reuse_a_kept_alive_connection`.
+#[tokio::test(flavor = "current_thread")]
+async fn only_max_idle_connections_are_kept_alive() {
+    let checker = Checker::new(CheckerConfig {
+        max_idle_connections: 2,
+        ..CheckerConfig::default()
+    })
+    .expect("checker");
+    assert_eq!(checker.descriptor_budget(), 64 + 2);
+    let mut origins = Vec::new();
+    for _ in 0..5 {
+        origins.push(FakeOrigin::start(Behaviour::Healthy).await.expect("origin"));
+    }
+    for round in 0..2 {
+        for origin in &origins {
+            let outcome = checker.check(&spec(origin, Kind::Http)).await;
+            assert!(outcome.ok, "round {round}: {outcome:?}");
+        }
+    }
+    // The first two origins were admitted and kept their connection; the
+    // other three got one that was closed after each check.
+    let accepted: Vec<u64> = origins.iter().map(FakeOrigin::connections).collect();
+    assert_eq!(accepted, [1, 1, 2, 2, 2]);
+    for origin in origins {
+        assert_eq!(origin.hits(), 2);
+        origin.shutdown().await;
+    }
+}
+
 /// Runs 20 checks of a slow origin at once; returns the outcomes and how
 /// long they took.
 async fn twenty_at_once(checker: &Checker, spec: &OriginSpec) -> (Vec<CheckOutcome>, Duration) {
@@ -284,13 +345,53 @@ async fn an_https_host_is_the_tls_server_name() {
     let seen = origin.last_request().expect("a request");
     assert_eq!(seen.sni.as_deref(), Some("localhost"));
     assert_eq!(seen.host.as_deref(), Some("localhost"));
-    // The pinned client is cached, so its connection is reused.
+    // The shared client keeps the connection of `localhost:port`, so it is
+    // reused.
     assert_eq!(origin.connections(), 1);
 
     // With verification the self-signed certificate is still refused.
     spec.tls_verify = true;
     let outcome = checker.check(&spec).await;
     assert!(reason(&outcome).starts_with("tls: "), "{outcome:?}");
+    origin.shutdown().await;
+}
+
+// One thread, to count connections exactly: see
+// `sequential_checks_reuse_a_kept_alive_connection`.
+//
+// Regression: HTTPS by name used a client per name, cached up to 64; with
+// more names checked, every check built a client again (its root store
+// loaded once more, its connection lost). Now the clients are shared and
+// each name keeps its connection.
+#[tokio::test(flavor = "current_thread")]
+async fn https_checks_of_many_names_keep_a_connection_each() {
+    const NAMES: usize = 70;
+    let origin = FakeOrigin::start_tls(Behaviour::Healthy)
+        .await
+        .expect("origin");
+    let checker = checker(4);
+    let specs: Vec<OriginSpec> = (0..NAMES)
+        .map(|i| {
+            let mut spec = spec(&origin, Kind::Https);
+            spec.host = Some(format!("origin-{i}.example"));
+            spec.tls_verify = false;
+            spec
+        })
+        .collect();
+    for round in 0..2 {
+        for spec in &specs {
+            let outcome = checker.check(spec).await;
+            assert!(outcome.ok, "round {round}, {:?}: {outcome:?}", spec.host);
+            let seen = origin.last_request().expect("a request");
+            assert_eq!(seen.sni, spec.host, "the name is the TLS server name");
+        }
+    }
+    assert_eq!(origin.hits(), 2 * NAMES as u64);
+    assert_eq!(
+        origin.connections(),
+        NAMES as u64,
+        "one connection per name, kept between the rounds"
+    );
     origin.shutdown().await;
 }
 

@@ -70,6 +70,9 @@ fn status_range() -> impl Strategy<Value = String> {
     ]
 }
 
+/// A lower-case DNS name (RFC 1123 labels, the last not a number).
+const NAME: &str = "[a-z]([a-z0-9-]{0,6}[a-z0-9])?(\\.[a-z]([a-z0-9-]{0,6}[a-z0-9])?){0,2}";
+
 /// Specs that validate, covering every field.
 fn valid_spec() -> impl Strategy<Value = OriginSpec> {
     let address = (
@@ -79,24 +82,35 @@ fn valid_spec() -> impl Strategy<Value = OriginSpec> {
             Just("10.0.0.1".to_string()),
             Just("[::1]".to_string()),
             Just("[2001:db8::7]".to_string()),
-            "[a-z][a-z0-9.-]{0,20}",
+            NAME,
         ],
         1u16..=u16::MAX,
     )
         .prop_map(|(host, port)| format!("{host}:{port}"));
+    // Segments that start with neither `.` nor `%` are never dot segments
+    // (`.`, `..`, `%2e`), which are refused.
+    let path = "(/[a-zA-Z0-9_~-][a-zA-Z0-9._~%-]{0,5}){0,4}/?"
+        .prop_map(|p| if p.is_empty() { "/".to_owned() } else { p });
+    let method = "[A-Z]{1,16}".prop_filter("CONNECT is refused", |m| m != "CONNECT");
+    let host = prop::option::of((NAME, prop::option::of(1u16..=u16::MAX)).prop_map(
+        |(name, port)| match port {
+            Some(port) => format!("{name}:{port}"),
+            None => name,
+        },
+    ));
+    // Names start with `X-` then lower case: distinct case-insensitively,
+    // and none of the reserved ones. Values have no whitespace at the ends.
+    let headers = prop::collection::btree_map(
+        "X-[a-z0-9_-]{1,10}",
+        prop_oneof![Just(String::new()), "[!-~]([ -~\t]{0,22}[!-~])?"],
+        0..4,
+    );
     let kind = prop_oneof![Just(Kind::Http), Just(Kind::Https), Just(Kind::Tcp)];
     let status = prop_oneof![Just(Status::Up), Just(Status::Down), Just(Status::Unknown)];
     let timing = (100u64..=86_400_000)
         .prop_flat_map(|interval| (Just(interval), 10u64..=interval.clamp(10, 1_000_000)));
     (
-        (
-            address,
-            kind,
-            "/[a-zA-Z0-9/._~%-]{0,24}",
-            "[A-Z]{1,16}",
-            prop::option::of("[a-z0-9][a-z0-9.:-]{0,20}"),
-            prop::collection::btree_map("[a-zA-Z0-9_-]{1,12}", "[ -~\t]{0,24}", 0..4),
-        ),
+        (address, kind, path, method, host, headers),
         (
             prop::collection::vec(status_range(), 1..4),
             timing,

@@ -99,7 +99,7 @@ async fn throughput() {
     for (origins, interval_ms) in [(1000usize, 1000u64), (1000, 200), (1000, 100), (2000, 100)] {
         let dir = temp_dir("throughput");
         let mut config = AgentConfig::local("load-0", dir.clone());
-        config.max_concurrent_checks = 1024;
+        config.max_concurrent_checks = Some(1024);
         config.record_refresh = Duration::from_secs(600);
         let agent = Agent::start(config).await.expect("agent");
         for (i, addr) in addrs.iter().take(origins).enumerate() {

@@ -127,7 +127,47 @@ pub enum StartError {
     /// The HTTP client for checks could not be built.
     #[error("checker: {0}")]
     Checker(String),
+    /// The descriptor limit cannot hold the connections the config asks
+    /// for.
+    #[error(transparent)]
+    Descriptors(#[from] crate::descriptors::BudgetError),
+    /// The config breaks a rule (a config built in code; a file is
+    /// checked as it is read).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The `[checks]` allow or deny lists cannot be used.
+    #[error("checks")]
+    Targets(#[from] crate::targets::TargetsError),
 }
+
+/// Refuses a config whose `[[origins]]` include a literal address that
+/// this agent's `[checks]` policy denies (judged against the configured
+/// listen addresses; an OS-chosen port is judged once bound, at check
+/// time). Names are judged at check time.
+fn refuse_denied_origins(config: &AgentConfig) -> Result<(), StartError> {
+    let own: Vec<(&'static str, SocketAddr)> = [
+        ("listen.api", config.api_listen),
+        ("listen.sync", config.sync_listen),
+        ("listen.gossip", config.gossip_listen),
+    ]
+    .into_iter()
+    .filter(|(_, a)| a.port() != 0)
+    .collect();
+    let policy = crate::targets::TargetPolicy::new(&config.checks, &own)?;
+    for (i, (id, spec)) in config.origins.iter().enumerate() {
+        if let Some(Err(denied)) = policy.check_literal(&spec.address) {
+            return Err(StartError::Config(crate::config::ConfigError {
+                source_name: "config".into(),
+                message: format!("origins[{i}] ({id}).address: {denied}"),
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// Descriptors kept for sync connections to peers (dialled; those accepted
+/// are bounded by sync's `max_inbound_sessions`) and SWIM.
+pub const CLUSTER_OUTBOUND_RESERVE: u64 = 160;
 
 /// Counters of the agent's checks (monotonic, except the gauges).
 #[derive(Debug, Default)]
@@ -195,6 +235,14 @@ pub struct Shared {
     pub tokens: RwLock<Option<crate::tokens::TokenFile>>,
     /// The API's TLS, if configured.
     pub api_tls: Option<crate::api_tls::ApiTls>,
+    /// The API's connection limits (its cap from the descriptor budget).
+    pub api_limits: crate::api_server::ApiLimits,
+    /// The API server's connection counters, once it runs.
+    pub api_connections: std::sync::OnceLock<crate::api_server::ServerStats>,
+    /// How the descriptor limit is shared.
+    pub descriptors: crate::descriptors::Budget,
+    /// Where checks may go (what the checker and `PUT` judge).
+    pub targets: Arc<crate::targets::TargetPolicy>,
     /// SWIM datagrams refused by the cluster key.
     pub swim_rejections: Arc<seal::Rejections>,
 }
@@ -446,6 +494,8 @@ impl Agent {
     /// # Errors
     /// [`StartError`] naming what failed; nothing is left running.
     pub async fn start(config: AgentConfig) -> Result<Agent, StartError> {
+        config.validate()?;
+        refuse_denied_origins(&config)?;
         let exposures = config.exposures();
         if !exposures.is_empty() {
             if !config.insecure {
@@ -472,6 +522,17 @@ impl Agent {
         };
         let (storage, migrated) = crate::store::open(&config.data_dir)?;
         let peers = Arc::new(LatePeers::default());
+        let limit = crate::descriptors::raise().map_err(|source| StartError::Io {
+            what: "descriptor limit",
+            source,
+        })?;
+        if let Some(before) = limit.raised_from {
+            tracing::info!(
+                from = before,
+                to = limit.soft,
+                "raised the descriptor limit"
+            );
+        }
         let mut sync_config = NodeConfig::new(
             config.node.clone(),
             config.cluster.clone(),
@@ -481,6 +542,28 @@ impl Agent {
         sync_config.engine.startup_timeout = startup_bound(&config);
         sync_config.engine.verify_timeout = verify_bound(&config);
         sync_config.keyring = keyring.clone();
+        let descriptors = crate::descriptors::Budget::plan(
+            limit.soft,
+            sync_config.max_inbound_sessions as u64 + CLUSTER_OUTBOUND_RESERVE,
+            crate::descriptors::Wanted {
+                api: config.api_max_connections,
+                checks_in_flight: config.max_concurrent_checks,
+                checks_idle: config.max_idle_connections,
+            },
+        )?;
+        tracing::info!(
+            limit = descriptors.limit,
+            reserved = descriptors.reserved,
+            api = descriptors.api,
+            checks_in_flight = descriptors.checks_in_flight,
+            checks_idle = descriptors.checks_idle,
+            "descriptor budget"
+        );
+        let api_limits = crate::api_server::ApiLimits {
+            max_connections: descriptors.api,
+            header_timeout: config.api_header_timeout,
+            idle_timeout: config.api_idle_timeout,
+        };
         let node = Node::builder(sync_config)
             .storage(storage)?
             .durable(ORIGINS, Registry::new)?
@@ -518,16 +601,6 @@ impl Agent {
             Ok(mut g) => *g = Some(membership.peers()),
             Err(p) => *p.into_inner() = Some(membership.peers()),
         }
-        let checker = Checker::new(CheckerConfig {
-            max_concurrency: config.max_concurrent_checks,
-            user_agent: format!(
-                "vantage-healthcheck/{} ({})",
-                env!("CARGO_PKG_VERSION"),
-                config.node
-            ),
-        })
-        .map_err(|e| StartError::Checker(e.to_string()))?;
-
         let api_listener = tokio::net::TcpListener::bind(config.api_listen)
             .await
             .map_err(|source| StartError::Io {
@@ -538,6 +611,26 @@ impl Agent {
             what: "api listener",
             source,
         })?;
+
+        let mut own = vec![
+            ("listen.api", api_addr),
+            ("listen.sync", node.local_addr()),
+            ("listen.gossip", membership.local_addr()),
+        ];
+        own.extend(config.sync_advertise.map(|a| ("advertise.sync", a)));
+        own.extend(config.gossip_advertise.map(|a| ("advertise.gossip", a)));
+        let targets = Arc::new(crate::targets::TargetPolicy::new(&config.checks, &own)?);
+        let checker = Checker::new(CheckerConfig {
+            max_concurrency: descriptors.checks_in_flight,
+            user_agent: format!(
+                "vantage-healthcheck/{} ({})",
+                env!("CARGO_PKG_VERSION"),
+                config.node
+            ),
+            targets: targets.clone(),
+            max_idle_connections: descriptors.checks_idle,
+        })
+        .map_err(|e| StartError::Checker(e.to_string()))?;
 
         let membership_events = membership.subscribe();
         let swim_rejections = membership.rejection_counters();
@@ -561,6 +654,10 @@ impl Agent {
             keyring,
             tokens: RwLock::new(tokens),
             api_tls,
+            api_limits,
+            api_connections: std::sync::OnceLock::new(),
+            descriptors,
+            targets,
             swim_rejections,
             config,
         });
