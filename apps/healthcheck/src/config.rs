@@ -42,7 +42,7 @@
 //! allow = ["10.0.0.0/8"]           # default: every address not denied
 //! deny = ["10.9.0.0/16"]           # added to the built-in ranges (link-local, metadata)
 //! default_deny = true              # false gives up the built-in ranges
-//! max_idle_connections = 1024      # kept alive between checks; default: what the limit leaves
+//! max_idle_connections = 16384     # kept alive between checks; default: what the limit leaves
 //!
 //! [[origins]]                      # registered at start (also settable by the API)
 //! id = "web-1"
@@ -142,7 +142,7 @@ pub struct AgentConfig {
     /// Where checks may go (see [`crate::targets`]).
     pub checks: crate::targets::TargetsConfig,
     /// Most connections kept alive between checks; `None`: what the
-    /// descriptor limit leaves, at most 1024.
+    /// descriptor limit leaves, at most 16384.
     pub max_idle_connections: Option<usize>,
     /// Origins registered at start.
     pub origins: Vec<(String, OriginSpec)>,

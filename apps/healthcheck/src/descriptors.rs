@@ -29,7 +29,7 @@ pub const DEFAULT_IN_FLIGHT: usize = 512;
 
 /// Default most connections kept alive between checks (when the limit
 /// leaves room).
-pub const DEFAULT_IDLE: usize = 1024;
+pub const DEFAULT_IDLE: usize = 16_384;
 
 /// The descriptor limit (`RLIMIT_NOFILE`) after [`raise`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
