@@ -38,11 +38,13 @@ pub enum InvariantError {
         /// Counter of the offending cloud dot.
         counter: u64,
     },
-    /// A key of a map or delta had no sibling at all.
-    #[error("a key has no sibling")]
+    /// A key of a map or delta had no sibling at all (an empty store under
+    /// a key: a map never holds one).
+    #[error("a key holds an empty store (no sibling)")]
     EmptySiblings,
-    /// A sibling's dot was not in the causal context that ships with it.
-    #[error("sibling dot {actor}:{counter} is not in the causal context")]
+    /// A dot of a store (an ORMap sibling, a dot-store entry) was not in the
+    /// causal context that ships with it.
+    #[error("dot {actor}:{counter} is not in the causal context that ships with it")]
     DotNotInContext {
         /// Actor of the offending dot.
         actor: u64,
