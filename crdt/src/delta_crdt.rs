@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::CausalContext;
+use crate::{CausalContext, VersionVector};
 
 /// A replicated value that can say what a peer is missing, given the peer's
 /// digest, and absorb such an answer.
@@ -43,6 +43,27 @@ pub trait DeltaCrdt {
     fn purge(&mut self, stable: &CausalContext) -> usize {
         let _ = stable;
         0
+    }
+
+    /// Per actor, the highest counter among the removals this replica has
+    /// purged (see [`purge`](Self::purge)), or learned that a peer purged;
+    /// empty for a type with nothing to collect. Part of the replicated
+    /// state: two converged replicas have the same frontier.
+    fn purge_frontier(&self) -> VersionVector {
+        VersionVector::new()
+    }
+
+    /// An answer that ships no key: this replica's context and purge
+    /// frontier. A peer that has seen every dot ([`delta_since`] is `None`)
+    /// may still lack the frontier (it did not purge, or purged less); it
+    /// needs it to drop the tombstones it covers, or the two replicas read
+    /// the same but differ as states forever. The responder sends it when
+    /// it cannot tell the peer has it (see `sync`'s engine). `None` when
+    /// the frontier is empty or the type has none.
+    ///
+    /// [`delta_since`]: Self::delta_since
+    fn frontier_answer(&self) -> Option<Self::Delta> {
+        None
     }
 }
 

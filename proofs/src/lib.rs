@@ -10,7 +10,7 @@ pub mod oracle;
 pub mod sim;
 pub mod swim;
 
-use crdt::{CausalContext, Lattice, ORMap, Sibling, Tiebreak};
+use crdt::{CausalContext, ORMap, Tiebreak};
 
 /// Whether two maps hold the same replicated data (entries and causal
 /// context). The purge frontier is garbage-collection metadata and is left
@@ -20,36 +20,6 @@ pub fn same_data<K: Ord + Clone + PartialEq, V: Clone + PartialEq, T: Tiebreak<K
     b: &ORMap<K, V, T>,
 ) -> bool {
     a.context() == b.context() && a.entries().eq(b.entries())
-}
-
-/// [`same_data`], except that a tombstone sibling whose dot lies under either
-/// map's purge frontier may be present on one side only.
-///
-/// This is the equality the `delta_since` law holds to once purges happen: a
-/// full-state join drops tombstones the responder purged, while a partial
-/// answer leaves them for the receiver's own purge. Reads agree either way.
-pub fn same_data_modulo_purge<K, V, T>(a: &ORMap<K, V, T>, b: &ORMap<K, V, T>) -> bool
-where
-    K: Ord + Clone + PartialEq,
-    V: Clone + PartialEq,
-    T: Tiebreak<K, V>,
-{
-    let mut frontier = a.purge_frontier().clone();
-    frontier.join(b.purge_frontier());
-    let kept = |m: &'_ ORMap<K, V, T>| -> Vec<(K, Vec<Sibling<V>>)> {
-        m.entries()
-            .map(|(k, s)| {
-                let s: Vec<_> = s
-                    .iter()
-                    .filter(|s| s.value.is_some() || !frontier.contains(s.dot))
-                    .cloned()
-                    .collect();
-                (k.clone(), s)
-            })
-            .filter(|(_, s)| !s.is_empty())
-            .collect()
-    };
-    a.context() == b.context() && kept(a) == kept(b)
 }
 
 /// The visible contents of a map, for comparing reads.

@@ -24,6 +24,10 @@ pub struct Metrics {
     pub deltas_sent: u64,
     /// Answers sent that carried nothing (the digest covered everything).
     pub empty_answers_sent: u64,
+    /// Answers that shipped no key, only the context and the purge frontier,
+    /// to a member that may lack the frontier (at most one per member and
+    /// replica per frontier change or purge interval).
+    pub frontier_answers_sent: u64,
     /// Answers sent that were the full state (the digest predated a purge).
     pub full_state_answers_sent: u64,
     /// Answers received and joined that carried a delta.

@@ -8,7 +8,7 @@
 use std::{any::Any, collections::BTreeSet};
 
 use bytes::Bytes;
-use crdt::{ActorId, CausalContext, KeyedRows, Rows};
+use crdt::{ActorId, CausalContext, KeyedRows, Rows, VersionVector};
 use serde::Serialize;
 
 use crate::storage::{ReplicaCommit, StoredReplica};
@@ -57,6 +57,11 @@ pub(crate) trait ErasedReplica: Send {
         digest: &CausalContext,
         chunk_bytes: usize,
     ) -> Option<(Box<dyn PartStream>, bool)>;
+    /// The replica's purge frontier.
+    fn frontier(&self) -> VersionVector;
+    /// The answer that ships only the context and the purge frontier (see
+    /// [`DeltaCrdt::frontier_answer`]); `None` if the frontier is empty.
+    fn frontier_answer(&self, chunk_bytes: usize) -> Option<(Box<dyn PartStream>, bool)>;
     /// Decodes and joins an answer made of `chunks` (rows, in order) and its
     /// `last` part (head and the remaining rows); `full` if it is a full
     /// state. Returns whether anything was learned. On an error the replica
@@ -154,6 +159,26 @@ where
     }
 }
 
+/// An answer, to be encoded in pieces of about `chunk_bytes`, and whether
+/// it is a full state.
+fn parts<T>(delta: T::Delta, chunk_bytes: usize) -> (Box<dyn PartStream>, bool)
+where
+    T: Rows + Send + 'static,
+    T::Delta: Serialize + serde::de::DeserializeOwned,
+    T::Key: Ord + Clone + Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    let (head, full, rows) = T::split(delta);
+    (
+        Box::new(TypedParts::<T> {
+            head: Some(head),
+            full,
+            rows: rows.into_iter(),
+            chunk_bytes: chunk_bytes.max(1),
+        }),
+        full,
+    )
+}
+
 impl<T> ErasedReplica for Slot<T>
 where
     T: Rows + Send + 'static,
@@ -182,16 +207,16 @@ where
         chunk_bytes: usize,
     ) -> Option<(Box<dyn PartStream>, bool)> {
         let delta = self.replica.delta_since(digest)?;
-        let (head, full, rows) = T::split(delta);
-        Some((
-            Box::new(TypedParts::<T> {
-                head: Some(head),
-                full,
-                rows: rows.into_iter(),
-                chunk_bytes: chunk_bytes.max(1),
-            }),
-            full,
-        ))
+        Some(parts::<T>(delta, chunk_bytes))
+    }
+
+    fn frontier(&self) -> VersionVector {
+        self.replica.purge_frontier()
+    }
+
+    fn frontier_answer(&self, chunk_bytes: usize) -> Option<(Box<dyn PartStream>, bool)> {
+        let delta = self.replica.frontier_answer()?;
+        Some(parts::<T>(delta, chunk_bytes))
     }
 
     fn join(&mut self, chunks: &[Bytes], last: &[u8], full: bool) -> Result<bool, PartError> {

@@ -56,8 +56,21 @@ impl<K: Ord + Clone, V: Clone, T: Tiebreak<K, V>> ORMap<K, V, T> {
         // dots are in `context`, no longer in the shipped keys). A peer that
         // has not seen them must therefore get our full state as well: the
         // frontier travels with every answer, partial ones included.
+        let before = self.frontier.clone();
         self.frontier.join(frontier);
         self.context.join(context);
+        if self.frontier != before {
+            // A learned frontier drops the tombstones it covers (the peer
+            // that purged them holds none): converged replicas are then
+            // equal as states, not only in what they read.
+            learned = true;
+            for key in self.drop_covered_tombstones(&before) {
+                if !touched.contains(&key) {
+                    touched.push(key);
+                }
+            }
+            touched.sort();
+        }
         Changes::with_touched(changed, touched, learned)
     }
 

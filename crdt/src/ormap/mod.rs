@@ -392,6 +392,21 @@ where
     fn purge(&mut self, stable: &CausalContext) -> usize {
         self.purge_stable(stable)
     }
+
+    fn purge_frontier(&self) -> VersionVector {
+        self.frontier.clone()
+    }
+
+    fn frontier_answer(&self) -> Option<Delta<K, V>> {
+        (!self.frontier.is_empty()).then(|| {
+            Delta::new(
+                BTreeMap::new(),
+                self.context.clone(),
+                self.frontier.clone(),
+                false,
+            )
+        })
+    }
 }
 
 #[cfg(test)]

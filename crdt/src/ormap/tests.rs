@@ -381,3 +381,109 @@ fn a_map_rebuilt_from_its_parts_equals_the_original() {
     // parts that break an invariant are refused
     assert!(Delta::from_parts(entries, CausalContext::new(), VersionVector::new(), true).is_err());
 }
+
+/// A pull as `sync`'s engine makes it: the `delta_since` answer, or, when
+/// that is empty but the puller may lack the responder's purge frontier, the
+/// frontier answer.
+fn pull_with_frontier(to: &mut Map, from: &Map) -> Changes<&'static str> {
+    match from.delta_since(&to.digest()) {
+        Some(delta) => to.join_delta(delta),
+        None if !from.purge_frontier().leq(to.purge_frontier()) => match from.frontier_answer() {
+            Some(answer) => to.join_delta(answer),
+            None => Changes::none(),
+        },
+        None => Changes::none(),
+    }
+}
+
+fn assert_equal_states(a: &Map, b: &Map) {
+    assert_eq!(a, b, "equal as states");
+    assert_eq!(
+        rmp_serde::to_vec(&(a.entries.clone(), a.context(), a.purge_frontier())).expect("encode"),
+        rmp_serde::to_vec(&(b.entries.clone(), b.context(), b.purge_frontier())).expect("encode"),
+        "equal encodings"
+    );
+}
+
+/// Issue 13 case (a): a inserts k, b pulls; a removes k, b pulls; a purges
+/// with the meet of both digests, b does not; b inserts k, a pulls. Entries
+/// and contexts were equal, but a's frontier held its remove and b's was
+/// empty, and b never learned it: its pulls got nothing.
+#[test]
+fn regression_a_purge_frontier_reaches_a_peer_that_has_every_dot() {
+    let mut a = Map::new(ActorId(1));
+    let mut b = Map::new(ActorId(2));
+    a.insert("k", 1);
+    pull(&mut b, &a);
+    a.remove(&"k");
+    pull(&mut b, &a);
+    assert_eq!(a.purge(&a.digest().meet(&b.digest())), 1);
+    b.insert("k", 2);
+    pull(&mut a, &b);
+    // What plain pulls leave: the same reads, different states, for ever.
+    assert!(pull(&mut b, &a).keys().is_empty());
+    assert_eq!(a.get(&"k"), b.get(&"k"));
+    assert_ne!(a, b, "plain pulls never carry the frontier to b");
+    // The frontier answer closes the gap.
+    assert!(pull_with_frontier(&mut b, &a).learned());
+    pull_with_frontier(&mut a, &b);
+    assert_equal_states(&a, &b);
+    assert!(pull_with_frontier(&mut b, &a).keys().is_empty());
+}
+
+/// Issue 13 case (b): p inserts k, m pulls; p removes k; m inserts k = 5
+/// concurrently and pulls; p purges, then pulls. m kept the tombstone beside
+/// its live value and p did not, until k was written again.
+#[test]
+fn regression_a_learned_frontier_drops_the_tombstone_beside_a_live_value() {
+    let mut p = Map::new(ActorId(1));
+    let mut m = Map::new(ActorId(2));
+    p.insert("k", 1);
+    pull(&mut m, &p);
+    p.remove(&"k");
+    m.insert("k", 5);
+    pull(&mut m, &p);
+    assert_eq!(
+        m.siblings(&"k").len(),
+        2,
+        "the live value and the tombstone"
+    );
+    assert_eq!(p.purge(&p.digest().meet(&m.digest())), 1);
+    pull(&mut p, &m);
+    assert_eq!(p.siblings(&"k").len(), 1);
+    assert_eq!(p.get(&"k"), Some(&5));
+    assert!(pull(&mut m, &p).keys().is_empty());
+    assert_ne!(p, m, "plain pulls leave m's tombstone for ever");
+    pull_with_frontier(&mut m, &p);
+    assert_eq!(
+        m.siblings(&"k").len(),
+        1,
+        "the covered tombstone is dropped"
+    );
+    assert_eq!(m.get(&"k"), Some(&5));
+    assert_equal_states(&p, &m);
+}
+
+/// A purge that raises an actor's frontier also drops that actor's older
+/// tombstones beside live values: they are stable too, and a peer that
+/// learns the frontier drops them.
+#[test]
+fn a_purge_drops_the_covered_tombstones_beside_live_values() {
+    let mut a = Map::new(ActorId(1));
+    let mut b = Map::new(ActorId(2));
+    a.insert("x", 1);
+    pull(&mut b, &a);
+    a.remove(&"x"); // a's tombstone (1, 2) on x
+    b.insert("x", 7); // concurrent: x keeps both
+    a.insert("y", 1);
+    a.remove(&"y"); // a's tombstone (1, 4), tombstone-only
+    pull(&mut a, &b);
+    pull(&mut b, &a);
+    assert_eq!(a.siblings(&"x").len(), 2);
+    let stable = a.digest().meet(&b.digest());
+    assert_eq!(a.purge(&stable), 2, "y's key and x's covered tombstone");
+    assert_eq!(a.siblings(&"x").len(), 1);
+    assert_eq!(a.get(&"x"), Some(&7));
+    pull_with_frontier(&mut b, &a);
+    assert_equal_states(&a, &b);
+}

@@ -214,7 +214,8 @@ impl Engine {
         let parked = std::mem::take(&mut self.durable.parked);
         let mut answers = Vec::with_capacity(parked.len());
         for pull in parked {
-            let answer = match self.answer(&pull.replica, &pull.digest) {
+            // From the cut; a frontier owed is sent at the next pull.
+            let answer = match self.answer(None, &pull.replica, &pull.digest) {
                 super::Reply::Answer(answer) => answer,
                 _ => Answer::empty(&pull.replica),
             };

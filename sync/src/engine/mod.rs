@@ -64,7 +64,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crdt::{ActorId, CausalContext, Dot, Rows};
+use crdt::{ActorId, CausalContext, Dot, Rows, VersionVector};
 use rand::{RngExt, SeedableRng, seq::IndexedRandom};
 use rand_chacha::ChaCha8Rng;
 use serde::{Serialize, de::DeserializeOwned};
@@ -210,6 +210,9 @@ pub struct Engine {
     next_purge: Instant,
     /// Per peer, per replica: the digest it sent with its latest pull.
     digests: HashMap<NodeId, HashMap<String, CausalContext>>,
+    /// Per member, per replica: the purge frontier last sent to it in an
+    /// answer, and when (see [`Engine::answer`]).
+    frontier_sent: HashMap<(NodeId, String), (VersionVector, Instant)>,
     /// Pulls not answered yet, by (peer, replica), and when sent (or when
     /// their last chunk arrived).
     pending: HashMap<(NodeId, String), Instant>,
@@ -241,6 +244,7 @@ impl Engine {
             next_round: now,
             next_purge: now + config.purge_interval,
             digests: HashMap::new(),
+            frontier_sent: HashMap::new(),
             pending: HashMap::new(),
             to_notify: BTreeMap::new(),
             fetching: HashMap::new(),
@@ -419,9 +423,9 @@ impl Engine {
                 // Remember the digest for stability, from members only: any
                 // node that passes the handshake can pull, and must not be
                 // able to grow this map with made-up ids.
-                if self.replicas.contains_key(&replica)
-                    && peers.members().iter().any(|p| &p.id == from)
-                {
+                let member = self.replicas.contains_key(&replica)
+                    && peers.members().iter().any(|p| &p.id == from);
+                if member {
                     self.digests
                         .entry(from.clone())
                         .or_default()
@@ -431,7 +435,7 @@ impl Engine {
                     self.metrics.pulls_parked += 1;
                     return Reply::Parked(self.durable.park(replica, digest));
                 }
-                self.answer(&replica, &digest)
+                self.answer(member.then_some(from), &replica, &digest)
             }
             Message::Notify { replica, news } => {
                 self.metrics.notifies_received += 1;
@@ -472,21 +476,65 @@ impl Engine {
     }
 
     /// The answer to `digest` for `replica`, from the current state.
-    fn answer(&mut self, replica: &str, digest: &CausalContext) -> Reply {
+    ///
+    /// A member (`from`) whose digest has seen every dot may still lack this
+    /// replica's purge frontier (it purged less, or not at all); without it,
+    /// it keeps tombstones this replica dropped and the two differ as states
+    /// for ever. So when there is nothing else to send, the member gets an
+    /// answer with only the context and the frontier if it has not been sent
+    /// one covering the current frontier within the last `purge_interval`
+    /// (answers can be lost, and a member restarted from an older store).
+    /// Cost in steady state: one such small answer per member and replica
+    /// per purge interval, and only while the frontier is not empty.
+    pub(super) fn answer(
+        &mut self,
+        from: Option<&NodeId>,
+        replica: &str,
+        digest: &CausalContext,
+    ) -> Reply {
         self.metrics.pulls_received += 1;
         let Some(slot) = self.replicas.get(replica) else {
             // Not ours (e.g. a newer peer's): nothing to offer.
             self.metrics.empty_answers_sent += 1;
             return Reply::Answer(Answer::empty(replica));
         };
-        match slot.answer(digest, self.config.chunk_bytes) {
+        let now = self.last_now;
+        let frontier = slot.frontier();
+        let answer = match slot.answer(digest, self.config.chunk_bytes) {
+            Some(answer) => Some((answer, false)),
+            None => {
+                let owed = from.is_some_and(|from| {
+                    !frontier.is_empty()
+                        && self
+                            .frontier_sent
+                            .get(&(from.clone(), replica.to_owned()))
+                            .is_none_or(|(sent, at)| {
+                                !crdt::Lattice::leq(&frontier, sent)
+                                    || now.saturating_duration_since(*at)
+                                        >= self.config.purge_interval
+                            })
+                });
+                owed.then(|| slot.frontier_answer(self.config.chunk_bytes))
+                    .flatten()
+                    .map(|answer| (answer, true))
+            }
+        };
+        match answer {
             None => {
                 self.metrics.empty_answers_sent += 1;
                 Reply::Answer(Answer::empty(replica))
             }
-            Some((parts, full)) => {
-                self.metrics.deltas_sent += 1;
-                self.metrics.full_state_answers_sent += u64::from(full);
+            Some(((parts, full), frontier_only)) => {
+                if let Some(from) = from {
+                    self.frontier_sent
+                        .insert((from.clone(), replica.to_owned()), (frontier, now));
+                }
+                if frontier_only {
+                    self.metrics.frontier_answers_sent += 1;
+                } else {
+                    self.metrics.deltas_sent += 1;
+                    self.metrics.full_state_answers_sent += u64::from(full);
+                }
                 Reply::Answer(Answer::new(replica, parts))
             }
         }
@@ -619,6 +667,7 @@ impl Engine {
     /// towards stability, and it no longer blocks a purge).
     pub fn forget_peer(&mut self, peer: &NodeId) {
         self.digests.remove(peer);
+        self.frontier_sent.retain(|(id, _), _| id != peer);
         self.pending.retain(|(p, _), _| p != peer);
         self.greeted.remove(peer);
         self.assembly.drop_peer(peer);
@@ -761,6 +810,7 @@ impl Engine {
         let members = peers.members();
         let ids: BTreeSet<&NodeId> = members.iter().map(|p| &p.id).collect();
         self.digests.retain(|id, _| ids.contains(id));
+        self.frontier_sent.retain(|(id, _), _| ids.contains(id));
         for (name, slot) in self.replicas.iter_mut() {
             let mut stable = slot.digest();
             let mut complete = true;

@@ -278,3 +278,78 @@ fn an_undecodable_answer_is_an_error_and_changes_nothing() {
     assert_eq!(engines[0].metrics().errors, 1);
     assert!(read(&engines[0]).is_empty());
 }
+
+/// Runs node `i`'s timers at `now` and delivers what it sends (its pulls)
+/// and the answers, and nothing else: one node's round, on its own.
+fn step(engines: &mut [Engine], views: &[StaticPeers], i: usize, now: Instant) {
+    engines[i].handle_timeout(now, &views[i]);
+    let mut sent = Vec::new();
+    while let Some(t) = engines[i].poll_transmit() {
+        sent.push(t);
+    }
+    for t in sent {
+        let to: usize = t.to.id.0[1..].parse().expect("node name");
+        let from_id = engines[i].node().clone();
+        let reply = engines[to].handle_request(now, &from_id, t.message, &views[to]);
+        let to_id = engines[to].node().clone();
+        for answer in reply.into_messages().expect("encodes") {
+            engines[i]
+                .handle_response(&to_id, answer)
+                .expect("valid answer");
+        }
+    }
+}
+
+/// Issue 13 case (b) through the engine: n0 removes k while n1 writes it
+/// concurrently; n1 learns the remove, n0 purges its tombstone before it
+/// sees n1's write, then pulls it. n1 has every dot n0 has, so its pulls
+/// get no delta: only the frontier answer tells it to drop the tombstone
+/// that n0 purged. Without it the two read the same and differ as states
+/// for ever.
+#[test]
+fn regression_a_member_with_every_dot_still_learns_the_purge_frontier() {
+    let start = Instant::now();
+    let config = EngineConfig {
+        notify_fanout: 0,
+        purge_interval: Duration::from_secs(2),
+        ..EngineConfig::default()
+    };
+    let (mut engines, views) = cluster(2, config, start);
+    let mut now = start;
+    let mut tick = |engines: &mut [Engine], i: usize| {
+        now += Duration::from_millis(1100);
+        step(engines, &views, i, now);
+    };
+    engines[0]
+        .write::<Map, _>("m", |m| m.insert(1, 1))
+        .expect("registered");
+    tick(&mut engines, 1);
+    assert_eq!(read(&engines[1]), vec![(1, 1)]);
+    engines[0]
+        .write::<Map, _>("m", |m| m.remove(&1))
+        .expect("registered");
+    engines[1]
+        .write::<Map, _>("m", |m| m.insert(1, 5))
+        .expect("registered");
+    tick(&mut engines, 1); // n1 learns the remove: k holds 5 and a tombstone
+    tick(&mut engines, 1); // n0 records n1's digest, which has the tombstone
+    let m1 = || engines[1].replica::<Map>("m").expect("registered");
+    assert_eq!(m1().siblings(&1).len(), 2);
+    tick(&mut engines, 0); // n0 purges k, then pulls n1's write
+    let m0 = engines[0].replica::<Map>("m").expect("registered");
+    assert!(!m0.purge_frontier().is_empty(), "n0 purged");
+    assert_eq!(m0.siblings(&1).len(), 1);
+    let frontier_before = engines[0].metrics().frontier_answers_sent;
+    for _ in 0..3 {
+        tick(&mut engines, 1);
+        tick(&mut engines, 0);
+    }
+    assert!(engines[0].metrics().frontier_answers_sent > frontier_before);
+    let (m0, m1) = (
+        engines[0].replica::<Map>("m").expect("registered"),
+        engines[1].replica::<Map>("m").expect("registered"),
+    );
+    assert_eq!(m1.siblings(&1).len(), 1, "n1 dropped the purged tombstone");
+    assert_eq!(m0, m1, "equal as states");
+    assert_eq!(read(&engines[0]), vec![(1, 5)]);
+}
