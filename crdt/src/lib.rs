@@ -57,8 +57,10 @@ pub mod dot_store;
 mod error;
 mod lattice;
 pub mod ormap;
+pub mod replicated;
 mod rows;
 mod tiebreak;
+pub mod types;
 mod version_vector;
 
 pub use causal_context::CausalContext;
@@ -68,6 +70,11 @@ pub use dot_store::{Causal, DotFun, DotMap, DotSet, DotStore};
 pub use error::InvariantError;
 pub use lattice::{Lattice, Max, Min};
 pub use ormap::{Delta, ORMap, Sibling, Siblings};
+pub use replicated::{Effect, Embed, Entry, Replicated};
 pub use rows::{KeyedRows, Rows};
 pub use tiebreak::{ActorOrder, Candidate, LastWriterWins, Tiebreak, Timestamped};
+pub use types::{
+    AWSet, Count, DWFlag, DisableWins, EWFlag, EnableWins, GCounter, GrowOnly, Lww, LwwReg, MVReg,
+    Map, MapOf, MapOp, MultiValue, PNCounter, PosNeg, Presence, SetOf, SetOp, Totals,
+};
 pub use version_vector::{CausalOrder, VersionVector};
