@@ -13,7 +13,15 @@
 //! * (c) memory per entry, measured with a counting global allocator, for
 //!   n = 10k and 100k with 1, 8 and 64 writing actors.
 //!
+//! * (d) the palette against its `crdts` counterpart, type by type:
+//!   `GCounter`/`PNCounter` with 8 and 64 actors, `AWSet` against `Orswot`,
+//!   `MVReg`, and a map of counters (`Map<u64, PosNeg>` against
+//!   `crdts::Map<u64, PNCounter>`), at n = 10k and 100k elements with k = 10
+//!   changed: the pull exchange (time, bytes), the full-state merge (time)
+//!   and memory per element.
+//!
 //! Run: `cargo run --release -p benches --example crdt-compare`
+//! (`-- palette` runs (d) only.)
 //! It also writes `target/bench-data/compare.csv` for `scripts/plot_compare.py`.
 //! (An example rather than a bin: `crdts` is a dev-dependency of `benches`
 //! only.)
@@ -110,6 +118,10 @@ fn us(d: Duration) -> String {
 }
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("palette") {
+        palette::run();
+        return;
+    }
     let mut csv = String::from("impl,n,k,merge_us,bytes\n");
     println!("## (a) + (b): bring a replica up to date with a peer that differs in k keys\n");
     println!(
@@ -195,5 +207,332 @@ fn main() {
     if let Ok(mut f) = std::fs::File::create(dir.join("compare.csv")) {
         let _ = f.write_all(csv.as_bytes());
         eprintln!("wrote {}", dir.join("compare.csv").display());
+    }
+    palette::run();
+}
+
+/// (d): the palette against `crdts`, type by type.
+mod palette {
+    use std::time::Duration;
+
+    use crdt::{
+        AWSet, ActorId, Count, DeltaCrdt, GCounter, Lattice, MVReg, Map, PNCounter, PosNeg,
+    };
+    use crdts::{CmRDT, CvRDT};
+
+    use super::{live_bytes, size, time, us};
+
+    /// One row: a workload measured on both sides.
+    struct Row {
+        what: String,
+        n: u64,
+        pull: Duration,
+        pull_bytes: usize,
+        merge: Duration,
+        theirs_merge: Duration,
+        theirs_bytes: usize,
+        ours_mem: f64,
+        theirs_mem: f64,
+    }
+
+    fn print(rows: &[Row]) {
+        println!(
+            "| type | n | ours: pull (time) | ours: pull (bytes) | crdts: merge (time) | crdts: state (bytes) | crdts / ours time | crdts / ours bytes | ours: full merge | crdts / ours full merge | memory per element: ours | crdts | crdts / ours |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for r in rows {
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {:.0}× | {:.0}× | {} | {:.2}× | {:.0} B | {:.0} B | {:.1}× |",
+                r.what,
+                r.n,
+                us(r.pull),
+                r.pull_bytes,
+                us(r.theirs_merge),
+                r.theirs_bytes,
+                r.theirs_merge.as_secs_f64() / r.pull.as_secs_f64(),
+                r.theirs_bytes as f64 / r.pull_bytes as f64,
+                us(r.merge),
+                r.theirs_merge.as_secs_f64() / r.merge.as_secs_f64(),
+                r.ours_mem,
+                r.theirs_mem,
+                r.theirs_mem / r.ours_mem,
+            );
+        }
+    }
+
+    fn reps(n: u64) -> usize {
+        if n >= 100_000 { 5 } else { 21 }
+    }
+
+    /// Ours: `a` is one write set behind `b`. Pull time (digest, answer,
+    /// join), pull bytes (digest + answer) and full-state merge time.
+    fn ours<T: DeltaCrdt + Lattice + Clone>(a: &T, b: &T, n: u64) -> (Duration, usize, Duration)
+    where
+        T::Delta: serde::Serialize,
+    {
+        let digest = a.digest();
+        let answer = b.delta_since(&digest).expect("news");
+        let bytes = size(&digest) + size(&answer);
+        let pull = time(reps(n), a, |mut a| {
+            let d = b.delta_since(&a.digest()).expect("news");
+            let changes = a.join_delta(d);
+            (a, changes)
+        });
+        let merge = time(reps(n), a, |mut a| {
+            a.join(b);
+            a
+        });
+        (pull, bytes, merge)
+    }
+
+    /// Theirs: the full-state merge of `b` into `a` (both copied untimed).
+    fn theirs<T: CvRDT + Clone + serde::Serialize>(a: &T, b: &T, n: u64) -> (Duration, usize) {
+        let merge = time(reps(n), &(a.clone(), b.clone()), |(mut x, y)| {
+            x.merge(y);
+            x
+        });
+        (merge, size(b))
+    }
+
+    /// Joins the states of per-actor writers into one replica of actor 1000.
+    fn joined<T: DeltaCrdt + Lattice>(mut into: T, writers: &[T]) -> T {
+        for w in writers {
+            into.join(w);
+        }
+        into
+    }
+
+    fn counters(rows: &mut Vec<Row>) {
+        for actors in [8u64, 64] {
+            // Every actor incremented; b is a plus one increment by actor 1.
+            let build = || {
+                let writers: Vec<PNCounter> = (1..=actors)
+                    .map(|a| {
+                        let mut c = PNCounter::new(ActorId(a));
+                        c.increment(a);
+                        c.decrement(1);
+                        c
+                    })
+                    .collect();
+                joined(PNCounter::new(ActorId(1000)), &writers)
+            };
+            let (a, ours_mem) = live_bytes(build);
+            let mut b = a.clone();
+            b.increment(5);
+            let (pull, pull_bytes, merge) = ours(&a, &b, actors);
+            let build_theirs = || {
+                let mut c = crdts::PNCounter::<u64>::new();
+                for a in 1..=actors {
+                    c.apply(c.inc_many(a, a));
+                    c.apply(c.dec(a));
+                }
+                c
+            };
+            let (ta, theirs_mem) = live_bytes(build_theirs);
+            let mut tb = ta.clone();
+            tb.apply(tb.inc_many(1000, 5));
+            let (theirs_merge, theirs_bytes) = theirs(&ta, &tb, actors);
+            rows.push(Row {
+                what: format!("PNCounter, {actors} actors (n = actors)"),
+                n: actors,
+                pull,
+                pull_bytes,
+                merge,
+                theirs_merge,
+                theirs_bytes,
+                ours_mem: ours_mem as f64 / actors as f64,
+                theirs_mem: theirs_mem as f64 / actors as f64,
+            });
+
+            let build = || {
+                let writers: Vec<GCounter> = (1..=actors)
+                    .map(|a| {
+                        let mut c = GCounter::new(ActorId(a));
+                        c.increment(a);
+                        c
+                    })
+                    .collect();
+                joined(GCounter::new(ActorId(1000)), &writers)
+            };
+            let (a, ours_mem) = live_bytes(build);
+            let mut b = a.clone();
+            b.increment(5);
+            let (pull, pull_bytes, merge) = ours(&a, &b, actors);
+            let build_theirs = || {
+                let mut c = crdts::GCounter::<u64>::new();
+                for a in 1..=actors {
+                    c.apply(c.inc_many(a, a));
+                }
+                c
+            };
+            let (ta, theirs_mem) = live_bytes(build_theirs);
+            let mut tb = ta.clone();
+            tb.apply(tb.inc_many(1000, 5));
+            let (theirs_merge, theirs_bytes) = theirs(&ta, &tb, actors);
+            rows.push(Row {
+                what: format!("GCounter, {actors} actors (n = actors)"),
+                n: actors,
+                pull,
+                pull_bytes,
+                merge,
+                theirs_merge,
+                theirs_bytes,
+                ours_mem: ours_mem as f64 / actors as f64,
+                theirs_mem: theirs_mem as f64 / actors as f64,
+            });
+        }
+    }
+
+    fn sets(rows: &mut Vec<Row>, n: u64, k: u64) {
+        let build = || {
+            let mut writers: Vec<AWSet<u64>> = (1..=8).map(|a| AWSet::new(ActorId(a))).collect();
+            for e in 0..n {
+                writers[(e % 8) as usize].insert(e);
+            }
+            joined(AWSet::new(ActorId(1000)), &writers)
+        };
+        let (a, ours_mem) = live_bytes(build);
+        let mut b = AWSet::new(ActorId(2000));
+        b.join(&a);
+        for i in 0..k {
+            b.insert(n + i);
+        }
+        let (pull, pull_bytes, merge) = ours(&a, &b, n);
+        let build_theirs = || {
+            let mut s = crdts::Orswot::<u64, u64>::new();
+            for e in 0..n {
+                let ctx = s.read_ctx().derive_add_ctx(e % 8 + 1);
+                s.apply(s.add(e, ctx));
+            }
+            s
+        };
+        let (ta, theirs_mem) = live_bytes(build_theirs);
+        let mut tb = ta.clone();
+        for i in 0..k {
+            let ctx = tb.read_ctx().derive_add_ctx(2000);
+            tb.apply(tb.add(n + i, ctx));
+        }
+        let (theirs_merge, theirs_bytes) = theirs(&ta, &tb, n);
+        rows.push(Row {
+            what: format!("AWSet vs Orswot, 8 actors, k = {k} added"),
+            n,
+            pull,
+            pull_bytes,
+            merge,
+            theirs_merge,
+            theirs_bytes,
+            ours_mem: ours_mem as f64 / n as f64,
+            theirs_mem: theirs_mem as f64 / n as f64,
+        });
+    }
+
+    fn counter_maps(rows: &mut Vec<Row>, n: u64, k: u64) {
+        type Ours = Map<u64, PosNeg>;
+        type Theirs = crdts::Map<u64, crdts::PNCounter<u64>, u64>;
+        let build = || {
+            let mut writers: Vec<Ours> = (1..=8).map(|a| Ours::new(ActorId(a))).collect();
+            for key in 0..n {
+                writers[(key % 8) as usize].apply(key, Count::Up(key + 1));
+            }
+            joined(Ours::new(ActorId(1000)), &writers)
+        };
+        let (a, ours_mem) = live_bytes(build);
+        let mut b = Ours::new(ActorId(2000));
+        b.join(&a);
+        let step = (n / k).max(1);
+        for i in 0..k {
+            b.apply((i * step) % n, Count::Down(1));
+        }
+        let (pull, pull_bytes, merge) = ours(&a, &b, n);
+        let build_theirs = || {
+            let mut m = Theirs::new();
+            for key in 0..n {
+                let actor = key % 8 + 1;
+                let ctx = m.read_ctx().derive_add_ctx(actor);
+                let op = m.update(key, ctx, |c, _| c.inc_many(actor, key + 1));
+                m.apply(op);
+            }
+            m
+        };
+        let (ta, theirs_mem) = live_bytes(build_theirs);
+        let mut tb = ta.clone();
+        for i in 0..k {
+            let ctx = tb.read_ctx().derive_add_ctx(2000);
+            let op = tb.update((i * step) % n, ctx, |c, _| c.dec(2000));
+            tb.apply(op);
+        }
+        let (theirs_merge, theirs_bytes) = theirs(&ta, &tb, n);
+        rows.push(Row {
+            what: format!(
+                "Map of PNCounters vs crdts::Map<_, PNCounter>, 8 actors, k = {k} changed"
+            ),
+            n,
+            pull,
+            pull_bytes,
+            merge,
+            theirs_merge,
+            theirs_bytes,
+            ours_mem: ours_mem as f64 / n as f64,
+            theirs_mem: theirs_mem as f64 / n as f64,
+        });
+    }
+
+    fn registers(rows: &mut Vec<Row>) {
+        for actors in [8u64, 64] {
+            // `actors` concurrent writes; b then overwrites them all.
+            let build = || {
+                let writers: Vec<MVReg<u64>> = (1..=actors)
+                    .map(|a| {
+                        let mut r = MVReg::new(ActorId(a));
+                        r.write(a);
+                        r
+                    })
+                    .collect();
+                joined(MVReg::new(ActorId(1000)), &writers)
+            };
+            let (a, ours_mem) = live_bytes(build);
+            let mut b = MVReg::new(ActorId(2000));
+            b.join(&a);
+            b.write(0);
+            let (pull, pull_bytes, merge) = ours(&a, &b, actors);
+            let build_theirs = || {
+                let mut r = crdts::MVReg::<u64, u64>::new();
+                for a in 1..=actors {
+                    let mut w = crdts::MVReg::<u64, u64>::new();
+                    let ctx = w.read_ctx().derive_add_ctx(a);
+                    w.apply(w.write(a, ctx));
+                    r.merge(w);
+                }
+                r
+            };
+            let (ta, theirs_mem) = live_bytes(build_theirs);
+            let mut tb = ta.clone();
+            let ctx = tb.read_ctx().derive_add_ctx(2000);
+            tb.apply(tb.write(0, ctx));
+            let (theirs_merge, theirs_bytes) = theirs(&ta, &tb, actors);
+            rows.push(Row {
+                what: format!("MVReg, {actors} concurrent values (n = values)"),
+                n: actors,
+                pull,
+                pull_bytes,
+                merge,
+                theirs_merge,
+                theirs_bytes,
+                ours_mem: ours_mem as f64 / actors as f64,
+                theirs_mem: theirs_mem as f64 / actors as f64,
+            });
+        }
+    }
+
+    pub(super) fn run() {
+        println!("\n## (d) the palette against crdts 7, type by type\n");
+        let mut rows = Vec::new();
+        counters(&mut rows);
+        registers(&mut rows);
+        for n in [10_000u64, 100_000] {
+            sets(&mut rows, n, 10);
+            counter_maps(&mut rows, n, 10);
+        }
+        print(&rows);
     }
 }

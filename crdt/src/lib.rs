@@ -1,10 +1,17 @@
-//! Join-semilattices, dots, causal contexts and a delta-state ORMap.
+//! Join-semilattices, dots, causal contexts, and delta-state CRDTs on one
+//! causal dot-store core.
 //!
 //! The building blocks of coordination-free replicated state:
 //!
 //! * [`Lattice`]: a join-semilattice, with [`Max`], [`Min`] and set union.
 //! * [`ActorId`], [`Dot`], [`VersionVector`], [`CausalContext`]: who did
 //!   what, and what a replica has seen.
+//! * [`dot_store`]: causal dot stores ([`DotSet`], [`DotFun`], [`DotMap`])
+//!   and their one join rule; [`Replicated`]: the delta layer on them (tomb
+//!   dots, a dot index for `delta_since` in O(delta), purge and frontier).
+//! * [`types`]: the palette, each a [`Replicated`]: [`GCounter`],
+//!   [`PNCounter`], [`AWSet`], [`EWFlag`], [`DWFlag`], [`MVReg`],
+//!   [`LwwReg`], and [`Map`]s of any of them (maps of maps included).
 //! * [`ORMap`]: a delta-state observed-remove map with dotted siblings per
 //!   key and a pluggable [`Tiebreak`] ([`ActorOrder`], [`LastWriterWins`], or
 //!   your own) that resolves concurrent writes at read time.

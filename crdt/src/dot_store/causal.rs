@@ -22,8 +22,8 @@ use crate::{CausalContext, Dot, InvariantError, Lattice};
 /// plus the dots it removes).
 ///
 /// This is the state-based lattice only: `delta_since`, tomb dots and the
-/// purge frontier come in a later increment (see the
-/// [module docs](super#what-comes-next-not-in-this-module-yet)).
+/// purge frontier are [`Replicated`](crate::Replicated)'s (see the
+/// [module docs](super#the-delta-layer)).
 ///
 /// It encodes as `(store, context)`; decoding checks the invariant and
 /// rejects the value as a whole when it fails.

@@ -1,9 +1,8 @@
 //! [`DotFun`]: a map from dots to values, the leaf store of registers and
 //! counters.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
+use smallvec::SmallVec;
 
 use super::DotStore;
 use crate::{CausalContext, Dot, InvariantError};
@@ -22,15 +21,19 @@ use crate::{CausalContext, Dot, InvariantError};
 ///
 /// Mutating it directly is for building states and deltas; inside a
 /// [`Causal`](super::Causal) the store changes only by joins.
+///
+/// Held as a vector sorted by dot with room for one entry inline: almost
+/// every store holds one write (a register's latest, a counter actor's
+/// entry), and then costs no allocation of its own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DotFun<V> {
-    entries: BTreeMap<Dot, V>,
+    entries: SmallVec<[(Dot, V); 1]>,
 }
 
 impl<V> Default for DotFun<V> {
     fn default() -> Self {
         DotFun {
-            entries: BTreeMap::new(),
+            entries: SmallVec::new(),
         }
     }
 }
@@ -43,22 +46,32 @@ impl<V> DotFun<V> {
 
     /// The value written by `dot`, if held.
     pub fn get(&self, dot: Dot) -> Option<&V> {
-        self.entries.get(&dot)
+        self.find(dot).ok().map(|at| &self.entries[at].1)
+    }
+
+    fn find(&self, dot: Dot) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(d, _)| d.cmp(&dot))
     }
 
     /// Whether `dot` is held.
     pub fn contains(&self, dot: Dot) -> bool {
-        self.entries.contains_key(&dot)
+        self.find(dot).is_ok()
     }
 
     /// Sets the value of `dot`; returns the value it replaced, if any.
     pub fn insert(&mut self, dot: Dot, value: V) -> Option<V> {
-        self.entries.insert(dot, value)
+        match self.find(dot) {
+            Ok(at) => Some(std::mem::replace(&mut self.entries[at].1, value)),
+            Err(at) => {
+                self.entries.insert(at, (dot, value));
+                None
+            }
+        }
     }
 
     /// Removes `dot`; returns its value, if it was held.
     pub fn remove(&mut self, dot: Dot) -> Option<V> {
-        self.entries.remove(&dot)
+        self.find(dot).ok().map(|at| self.entries.remove(at).1)
     }
 
     /// The number of dots held.
@@ -78,7 +91,7 @@ impl<V> DotFun<V> {
 
     /// The values in ascending dot order.
     pub fn values(&self) -> impl ExactSizeIterator<Item = &V> + '_ {
-        self.entries.values()
+        self.entries.iter().map(|(_, v)| v)
     }
 }
 
@@ -88,19 +101,40 @@ impl<V: Clone + PartialEq> DotStore for DotFun<V> {
     }
 
     fn dots(&self, out: &mut impl FnMut(Dot)) {
-        self.entries.keys().copied().for_each(out);
+        self.entries.iter().map(|(d, _)| *d).for_each(out);
     }
 
     fn join(&mut self, my_context: &CausalContext, other: &Self, their_context: &CausalContext) {
-        // Mine: kept (with my value) if they hold it too, or have not seen it.
-        self.entries
-            .retain(|d, _| other.entries.contains_key(d) || !their_context.contains(*d));
-        // Theirs: kept if I hold it (already kept above) or have not seen it.
-        for (&d, v) in &other.entries {
-            if !my_context.contains(d) {
-                self.entries.entry(d).or_insert_with(|| v.clone());
+        if self.entries == other.entries {
+            return;
+        }
+        // A merge of the two sorted sequences: a dot both hold is kept with
+        // my value; a dot one side holds is kept if the other has not seen it.
+        let mine = std::mem::take(&mut self.entries);
+        let theirs = &other.entries;
+        let mut out: SmallVec<[(Dot, V); 1]> =
+            SmallVec::with_capacity(mine.len().max(theirs.len()));
+        let mut j = 0;
+        for (a, v) in mine {
+            while let Some((b, w)) = theirs.get(j).filter(|(b, _)| *b < a) {
+                if !my_context.contains(*b) {
+                    out.push((*b, w.clone()));
+                }
+                j += 1;
+            }
+            if theirs.get(j).is_some_and(|(b, _)| *b == a) {
+                out.push((a, v));
+                j += 1;
+            } else if !their_context.contains(a) {
+                out.push((a, v));
             }
         }
+        for (b, w) in theirs.iter().skip(j) {
+            if !my_context.contains(*b) {
+                out.push((*b, w.clone()));
+            }
+        }
+        self.entries = out;
     }
 
     fn dot_count(&self) -> usize {
@@ -112,15 +146,23 @@ impl<V> FromIterator<(Dot, V)> for DotFun<V> {
     /// Builds a store from pairs in any order; a later pair for the same dot
     /// replaces an earlier one.
     fn from_iter<I: IntoIterator<Item = (Dot, V)>>(iter: I) -> Self {
-        DotFun {
-            entries: iter.into_iter().collect(),
+        let mut entries: SmallVec<[(Dot, V); 1]> = iter.into_iter().collect();
+        // Stable: among pairs of one dot, the last is kept.
+        entries.sort_by_key(|e| e.0);
+        let mut out: SmallVec<[(Dot, V); 1]> = SmallVec::with_capacity(entries.len());
+        for (d, v) in entries {
+            match out.last_mut() {
+                Some(last) if last.0 == d => *last = (d, v),
+                _ => out.push((d, v)),
+            }
         }
+        DotFun { entries: out }
     }
 }
 
 impl<V: Serialize> Serialize for DotFun<V> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(&self.entries)
+        s.collect_seq(self.entries.iter().map(|(d, v)| (d, v)))
     }
 }
 
@@ -133,7 +175,7 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for DotFun<V> {
             }));
         }
         Ok(DotFun {
-            entries: entries.into_iter().collect(),
+            entries: SmallVec::from_vec(entries),
         })
     }
 }

@@ -1,8 +1,7 @@
 //! [`DotSet`]: a set of dots, the simplest dot store.
 
-use std::collections::BTreeSet;
-
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
+use smallvec::SmallVec;
 
 use super::DotStore;
 use crate::{CausalContext, Dot, InvariantError};
@@ -19,9 +18,14 @@ use crate::{CausalContext, Dot, InvariantError};
 /// Mutating a set directly is for building states and deltas; inside a
 /// [`Causal`](super::Causal) the store changes only by joins, so its dots
 /// stay inside the context.
+///
+/// Held as a sorted vector with room for one dot inline: almost every set
+/// holds one dot (an element's latest add), and then costs no allocation.
+/// Lookups are binary searches; a join is a merge of the two sorted
+/// sequences.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct DotSet {
-    dots: BTreeSet<Dot>,
+    dots: SmallVec<[Dot; 1]>,
 }
 
 impl DotSet {
@@ -32,17 +36,29 @@ impl DotSet {
 
     /// Whether the set holds `dot`.
     pub fn contains(&self, dot: Dot) -> bool {
-        self.dots.contains(&dot)
+        self.dots.binary_search(&dot).is_ok()
     }
 
     /// Adds `dot`; returns whether it was new.
     pub fn insert(&mut self, dot: Dot) -> bool {
-        self.dots.insert(dot)
+        match self.dots.binary_search(&dot) {
+            Ok(_) => false,
+            Err(at) => {
+                self.dots.insert(at, dot);
+                true
+            }
+        }
     }
 
     /// Removes `dot`; returns whether it was held.
     pub fn remove(&mut self, dot: Dot) -> bool {
-        self.dots.remove(&dot)
+        match self.dots.binary_search(&dot) {
+            Ok(at) => {
+                self.dots.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// The number of dots held.
@@ -71,15 +87,37 @@ impl DotStore for DotSet {
     }
 
     fn join(&mut self, my_context: &CausalContext, other: &Self, their_context: &CausalContext) {
-        // Mine: kept if they hold it too, or have not seen it.
-        self.dots
-            .retain(|d| other.dots.contains(d) || !their_context.contains(*d));
-        // Theirs: kept if I hold it (already kept above) or have not seen it.
-        for &d in &other.dots {
-            if !my_context.contains(d) {
-                self.dots.insert(d);
+        if self.dots == other.dots {
+            return;
+        }
+        // A merge of the two sorted sequences: a dot both hold is kept; a dot
+        // one side holds is kept if the other has not seen it.
+        let (mine, theirs) = (&self.dots, &other.dots);
+        let mut out: SmallVec<[Dot; 1]> = SmallVec::with_capacity(mine.len().max(theirs.len()));
+        let (mut i, mut j) = (0, 0);
+        while i < mine.len() || j < theirs.len() {
+            match (mine.get(i), theirs.get(j)) {
+                (Some(&a), Some(&b)) if a == b => {
+                    out.push(a);
+                    i += 1;
+                    j += 1;
+                }
+                (Some(&a), b) if b.is_none_or(|&b| a < b) => {
+                    if !their_context.contains(a) {
+                        out.push(a);
+                    }
+                    i += 1;
+                }
+                (_, Some(&b)) => {
+                    if !my_context.contains(b) {
+                        out.push(b);
+                    }
+                    j += 1;
+                }
+                (_, None) => break,
             }
         }
+        self.dots = out;
     }
 
     fn dot_count(&self) -> usize {
@@ -89,9 +127,10 @@ impl DotStore for DotSet {
 
 impl FromIterator<Dot> for DotSet {
     fn from_iter<I: IntoIterator<Item = Dot>>(iter: I) -> Self {
-        DotSet {
-            dots: iter.into_iter().collect(),
-        }
+        let mut dots: SmallVec<[Dot; 1]> = iter.into_iter().collect();
+        dots.sort_unstable();
+        dots.dedup();
+        DotSet { dots }
     }
 }
 
@@ -110,7 +149,7 @@ impl<'de> Deserialize<'de> for DotSet {
             }));
         }
         Ok(DotSet {
-            dots: dots.into_iter().collect(),
+            dots: SmallVec::from_vec(dots),
         })
     }
 }

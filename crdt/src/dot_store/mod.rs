@@ -41,35 +41,21 @@
 //! increment replaces the actor's own entry; a map key removal drops every
 //! dot observed under the key). A mutation is a delta [`Causal`] — the new
 //! dot at its path, and a context of the new dot plus the removed ones —
-//! joined into the state. The typed mutators come with a later increment.
+//! joined into the state.
 //!
-//! # What comes next (not in this module yet)
+//! # The delta layer
 //!
-//! This increment is the state-based lattice. The delta layer sits on top of
-//! it exactly as in the model, and as the [`ORMap`](crate::ORMap) already
-//! does for its own shape:
-//!
-//! * **Tomb dots.** A removal also mints a tomb dot in its *top-level* key's
-//!   tomb set (a [`DotSet`] beside the key's value store, replacing the tombs
-//!   it observed), so that a key whose dots were only dropped still holds a
-//!   dot a digest has not seen.
-//! * **`delta_since(digest)`** ships the whole state of every top-level key
-//!   holding a dot the digest lacks, plus the replica's whole context, found
-//!   through a dot index (dot → top-level key) in O(delta); joining such an
-//!   answer applies the join rule to the shipped keys only.
-//! * **Purge and the frontier.** Causally stable tomb dots are dropped and
-//!   recorded in a purge frontier; a digest that does not cover the frontier
-//!   gets the full state. The frontier travels with *every* answer (also one
-//!   that ships no key), and a join drops every tomb dot the joined frontier
-//!   covers; without that, two converged replicas read the same but differ as
-//!   states forever (issue 13 item 4).
-//!
-//! Nothing here is wired into `sync` or the [`ORMap`](crate::ORMap) yet.
+//! [`Replicated`](crate::Replicated) sits on this core exactly as in the
+//! model: tomb dots per top-level key, `delta_since` through a dot index in
+//! O(delta), purge with a frontier that travels with every answer and drops
+//! the tombs it covers; the palette's types ([`crate::types`]) are its
+//! instances.
 //!
 //! # Representation
 //!
-//! Stores are ordered maps and sets (`BTreeSet`, `BTreeMap`) and encode as
-//! sorted sequences, so equal states encode to equal bytes; decoding rejects
+//! Leaf stores are sorted vectors with room for one entry inline (most hold
+//! one dot), a [`DotMap`] an ordered map (`BTreeMap`); all encode as sorted
+//! sequences, so equal states encode to equal bytes; decoding rejects
 //! unsorted or duplicate entries and, in a [`DotMap`], keys with an empty
 //! store. Whether the dots fit the context is a question for the [`Causal`]
 //! decoder, which checks it (see [`Causal::validate`]). A [`DotSet`] of many
