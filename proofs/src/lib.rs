@@ -1,12 +1,14 @@
 //! Property tests of Vantage's laws live in `tests/`, one file per type.
 //! This library holds what they share: an oracle model of the ORMap built
-//! from the history of writes, and a cluster harness whose pull answers can
-//! arrive late, twice, or never.
+//! from the history of writes, one of every palette type built from the
+//! history of operations (`palette_oracle`), and a cluster harness whose
+//! pull answers can arrive late, twice, or never.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod cluster;
 pub mod oracle;
+pub mod palette_oracle;
 pub mod sim;
 pub mod swim;
 

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Embed, Entry, Replicated};
-use crate::{CausalContext, Dot, DotStore, Lattice, VersionVector};
+use crate::{CausalContext, DotStore, Lattice, VersionVector};
 
 /// Part of a [`Replicated`] state: some top-level keys with their whole
 /// entries, a causal context and a purge frontier.
@@ -119,14 +119,11 @@ impl<K: Ord + Clone, T: Embed> Replicated<K, T> {
         let mut keys: BTreeSet<&K> = BTreeSet::new();
         for actor in self.context.actors() {
             let seen = digest.version_vector().get(actor);
-            let (Ok(from), Ok(to)) = (
-                Dot::new(actor, seen.saturating_add(1)),
-                Dot::new(actor, crate::MAX_COUNTER),
-            ) else {
-                continue;
-            };
-            for (dot, key) in self.index.range(from..=to) {
-                if !digest.contains(*dot) {
+            for (dot, key) in self
+                .index
+                .range(actor, seen.saturating_add(1), crate::MAX_COUNTER)
+            {
+                if !digest.contains(dot) {
                     keys.insert(key);
                 }
             }

@@ -32,7 +32,10 @@
 //! top-level key); choose top-level keys so that they stay small (a set's
 //! elements, a map's keys), as the palette's types do.
 
+#[cfg(feature = "proptest")]
+pub mod arbitrary;
 mod delta;
+mod index;
 mod join;
 mod purge;
 mod rows;
@@ -52,6 +55,7 @@ use crate::{
 };
 
 pub use delta::Delta;
+use index::{DotIndex, Tombs};
 
 /// A type that can live under a key of a [`Replicated`] replica (and, through
 /// [`MapOf`](crate::MapOf), under a key of a nested map): its dot store, how
@@ -104,7 +108,7 @@ impl<S: Default> Effect<S> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Entry<S> {
     pub(crate) value: S,
-    pub(crate) tombs: DotSet,
+    pub(crate) tombs: Tombs,
 }
 
 impl<S: DotStore> Entry<S> {
@@ -155,7 +159,7 @@ pub struct Replicated<K, T: Embed> {
     /// Per actor, the highest counter among purged tomb dots.
     frontier: VersionVector,
     /// Every dot held (stores and tombs) to its top-level key.
-    index: BTreeMap<Dot, K>,
+    index: DotIndex<K>,
     /// Every tomb dot to its top-level key (the purge candidates).
     tombs: BTreeMap<Dot, K>,
     /// Keys whose entries changed since they were last taken, while tracking
@@ -208,7 +212,7 @@ impl<K: Ord + Clone, T: Embed> Replicated<K, T> {
             entries: BTreeMap::new(),
             context: CausalContext::new(),
             frontier: VersionVector::new(),
-            index: BTreeMap::new(),
+            index: DotIndex::default(),
             tombs: BTreeMap::new(),
             touched: None,
             embed: PhantomData,
@@ -285,7 +289,7 @@ impl<K: Ord + Clone, T: Embed> Replicated<K, T> {
             .removes
             .iter()
             .copied()
-            .filter(|d| self.index.get(d) == Some(&key) && !self.tombs.contains_key(d))
+            .filter(|d| self.index.get(*d) == Some(&key) && !self.tombs.contains_key(d))
             .collect();
         if added == 0 && removed.is_empty() {
             return None;
@@ -296,7 +300,7 @@ impl<K: Ord + Clone, T: Embed> Replicated<K, T> {
         let entry = if added == 1 {
             Entry {
                 value: effect.add,
-                tombs: DotSet::new(),
+                tombs: Tombs::default(),
             }
         } else {
             // A pure removal: a tomb dot replacing the tombs it observed.
@@ -388,10 +392,10 @@ impl<K: Ord + Clone, T: Embed> Replicated<K, T> {
     fn reindex(&mut self, key: &K, old: Option<&Entry<T::Store>>, new: Option<&Entry<T::Store>>) {
         if let Some(old) = old {
             old.value.dots(&mut |d| {
-                self.index.remove(&d);
+                self.index.remove(d);
             });
             for d in old.tombs.iter() {
-                self.index.remove(&d);
+                self.index.remove(d);
                 self.tombs.remove(&d);
             }
         }

@@ -70,7 +70,7 @@ impl<K: Ord + Clone, T: Embed> Replicated<K, T> {
                 continue;
             }
             let mut new = old.clone();
-            new.tombs = kept;
+            new.tombs = kept.into();
             let new = (!new.is_empty()).then_some(new);
             self.reindex(&key, Some(&old), new.as_ref());
             if let Some(new) = new {

@@ -23,7 +23,10 @@ impl<S: Serialize> Serialize for Entry<S> {
 impl<'de, S: Deserialize<'de> + DotStore> Deserialize<'de> for Entry<S> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let (value, tombs) = <(S, DotSet)>::deserialize(d)?;
-        let entry = Entry { value, tombs };
+        let entry = Entry {
+            value,
+            tombs: tombs.into(),
+        };
         if entry.is_empty() {
             return Err(D::Error::custom(InvariantError::EmptySiblings));
         }

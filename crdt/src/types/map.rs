@@ -6,8 +6,11 @@
 //! update made concurrently (a counter increment, a set add, a nested key)
 //! survives, and the key reappears holding only that update. So a removed
 //! counter that is concurrently incremented comes back with the concurrent
-//! increment only (the "reset-remove" of Riak DT maps); a removed set comes
-//! back with the concurrent adds only.
+//! increment only (the "reset-remove" of Riak DT maps), unless the
+//! incrementing actor's own earlier entry was among what the removal
+//! observed: an increment replaces its actor's entry with the actor's new
+//! running total, so the counter comes back with that whole total; a
+//! removed set comes back with the concurrent adds only.
 
 use std::{collections::BTreeMap, fmt, marker::PhantomData};
 
