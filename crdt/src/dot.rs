@@ -1,6 +1,6 @@
 //! [`ActorId`] and [`Dot`]: who wrote an event, and which event it was.
 
-use std::fmt;
+use std::{fmt, num::NonZeroU64};
 
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +39,8 @@ impl From<u64> for ActorId {
 #[serde(try_from = "(ActorId, u64)", into = "(ActorId, u64)")]
 pub struct Dot {
     actor: ActorId,
-    counter: u64,
+    /// Non-zero, so that an `Option<Dot>` (and a one-dot set) costs no tag.
+    counter: NonZeroU64,
 }
 
 /// The largest counter a dot or a version vector entry may hold: 2^63 − 1.
@@ -61,13 +62,17 @@ impl Dot {
         if counter > MAX_COUNTER {
             return Err(InvariantError::CounterTooLarge { counter });
         }
+        let counter = NonZeroU64::new(counter).ok_or(InvariantError::ZeroCounter)?;
         Ok(Dot { actor, counter })
     }
 
     /// Builds a dot whose counter the caller has already proven non-zero.
     pub(crate) fn new_unchecked(actor: ActorId, counter: u64) -> Self {
         debug_assert!(counter > 0, "dot counters start at 1");
-        Dot { actor, counter }
+        Dot {
+            actor,
+            counter: NonZeroU64::new(counter).unwrap_or(NonZeroU64::MIN),
+        }
     }
 
     /// The replica that minted this dot.
@@ -77,7 +82,7 @@ impl Dot {
 
     /// The position of this event among its actor's events (≥ 1).
     pub fn counter(&self) -> u64 {
-        self.counter
+        self.counter.get()
     }
 }
 
@@ -97,7 +102,7 @@ impl TryFrom<(ActorId, u64)> for Dot {
 
 impl From<Dot> for (ActorId, u64) {
     fn from(dot: Dot) -> Self {
-        (dot.actor, dot.counter)
+        (dot.actor, dot.counter.get())
     }
 }
 

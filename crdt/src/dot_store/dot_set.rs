@@ -1,7 +1,6 @@
 //! [`DotSet`]: a set of dots, the simplest dot store.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
-use smallvec::SmallVec;
 
 use super::DotStore;
 use crate::{CausalContext, Dot, InvariantError};
@@ -19,13 +18,60 @@ use crate::{CausalContext, Dot, InvariantError};
 /// [`Causal`](super::Causal) the store changes only by joins, so its dots
 /// stay inside the context.
 ///
-/// Held as a sorted vector with room for one dot inline: almost every set
-/// holds one dot (an element's latest add), and then costs no allocation.
-/// Lookups are binary searches; a join is a merge of the two sorted
-/// sequences.
+/// Held in 16 bytes: one dot inline (almost every set holds one, an
+/// element's latest add, and then costs no allocation), or a boxed sorted
+/// vector of several. Lookups are binary searches; a join is a merge of the
+/// two sorted sequences. The form is canonical (no box of fewer than two),
+/// so equal sets are equal values.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct DotSet {
-    dots: SmallVec<[Dot; 1]>,
+    dots: Repr,
+}
+
+/// A [`DotSet`]'s dots: one inline, or several (`None`: none) boxed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Repr {
+    One(Dot),
+    // A thin pointer (a `Box<[Dot]>` is two words): the set stays 16 bytes.
+    #[allow(clippy::box_collection)]
+    Many(Option<Box<Vec<Dot>>>),
+}
+
+impl Default for Repr {
+    fn default() -> Self {
+        Repr::Many(None)
+    }
+}
+
+impl Repr {
+    /// From a sorted, deduplicated vector.
+    fn from_sorted(dots: Vec<Dot>) -> Self {
+        match dots.as_slice() {
+            [] => Repr::Many(None),
+            [one] => Repr::One(*one),
+            _ => Repr::Many(Some(Box::new(dots))),
+        }
+    }
+
+    fn as_slice(&self) -> &[Dot] {
+        match self {
+            Repr::One(d) => std::slice::from_ref(d),
+            Repr::Many(None) => &[],
+            Repr::Many(Some(v)) => v,
+        }
+    }
+
+    /// Changes the dots as a vector (kept sorted by `f`), then stores them
+    /// back in canonical form.
+    fn modify<R>(&mut self, f: impl FnOnce(&mut Vec<Dot>) -> R) -> R {
+        let mut dots = match std::mem::take(self) {
+            Repr::Many(Some(v)) => *v,
+            other => other.as_slice().to_vec(),
+        };
+        let out = f(&mut dots);
+        *self = Repr::from_sorted(dots);
+        out
+    }
 }
 
 impl DotSet {
@@ -36,44 +82,50 @@ impl DotSet {
 
     /// Whether the set holds `dot`.
     pub fn contains(&self, dot: Dot) -> bool {
-        self.dots.binary_search(&dot).is_ok()
+        self.dots.as_slice().binary_search(&dot).is_ok()
     }
 
     /// Adds `dot`; returns whether it was new.
     pub fn insert(&mut self, dot: Dot) -> bool {
-        match self.dots.binary_search(&dot) {
+        if self.contains(dot) {
+            return false;
+        }
+        self.dots.modify(|v| match v.binary_search(&dot) {
             Ok(_) => false,
             Err(at) => {
-                self.dots.insert(at, dot);
+                v.insert(at, dot);
                 true
             }
-        }
+        })
     }
 
     /// Removes `dot`; returns whether it was held.
     pub fn remove(&mut self, dot: Dot) -> bool {
-        match self.dots.binary_search(&dot) {
+        if !self.contains(dot) {
+            return false;
+        }
+        self.dots.modify(|v| match v.binary_search(&dot) {
             Ok(at) => {
-                self.dots.remove(at);
+                v.remove(at);
                 true
             }
             Err(_) => false,
-        }
+        })
     }
 
     /// The number of dots held.
     pub fn len(&self) -> usize {
-        self.dots.len()
+        self.dots.as_slice().len()
     }
 
     /// Whether the set holds no dot.
     pub fn is_empty(&self) -> bool {
-        self.dots.is_empty()
+        self.dots == Repr::Many(None)
     }
 
     /// The dots, ascending.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Dot> + '_ {
-        self.dots.iter().copied()
+        self.dots.as_slice().iter().copied()
     }
 }
 
@@ -83,7 +135,7 @@ impl DotStore for DotSet {
     }
 
     fn dots(&self, out: &mut impl FnMut(Dot)) {
-        self.dots.iter().copied().for_each(out);
+        self.dots.as_slice().iter().copied().for_each(out);
     }
 
     fn join(&mut self, my_context: &CausalContext, other: &Self, their_context: &CausalContext) {
@@ -92,8 +144,8 @@ impl DotStore for DotSet {
         }
         // A merge of the two sorted sequences: a dot both hold is kept; a dot
         // one side holds is kept if the other has not seen it.
-        let (mine, theirs) = (&self.dots, &other.dots);
-        let mut out: SmallVec<[Dot; 1]> = SmallVec::with_capacity(mine.len().max(theirs.len()));
+        let (mine, theirs) = (self.dots.as_slice(), other.dots.as_slice());
+        let mut out: Vec<Dot> = Vec::with_capacity(mine.len().max(theirs.len()));
         let (mut i, mut j) = (0, 0);
         while i < mine.len() || j < theirs.len() {
             match (mine.get(i), theirs.get(j)) {
@@ -117,26 +169,28 @@ impl DotStore for DotSet {
                 (_, None) => break,
             }
         }
-        self.dots = out;
+        self.dots = Repr::from_sorted(out);
     }
 
     fn dot_count(&self) -> usize {
-        self.dots.len()
+        self.len()
     }
 }
 
 impl FromIterator<Dot> for DotSet {
     fn from_iter<I: IntoIterator<Item = Dot>>(iter: I) -> Self {
-        let mut dots: SmallVec<[Dot; 1]> = iter.into_iter().collect();
+        let mut dots: Vec<Dot> = iter.into_iter().collect();
         dots.sort_unstable();
         dots.dedup();
-        DotSet { dots }
+        DotSet {
+            dots: Repr::from_sorted(dots),
+        }
     }
 }
 
 impl Serialize for DotSet {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(&self.dots)
+        s.collect_seq(self.dots.as_slice())
     }
 }
 
@@ -149,7 +203,7 @@ impl<'de> Deserialize<'de> for DotSet {
             }));
         }
         Ok(DotSet {
-            dots: SmallVec::from_vec(dots),
+            dots: Repr::from_sorted(dots),
         })
     }
 }
@@ -179,5 +233,25 @@ mod tests {
             let bytes = rmp_serde::to_vec(&bad).expect("encode");
             assert!(rmp_serde::from_slice::<DotSet>(&bytes).is_err(), "{bad:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod size {
+    use super::*;
+    use crate::ActorId;
+
+    #[test]
+    fn a_set_is_sixteen_bytes_and_its_form_is_canonical() {
+        assert_eq!(std::mem::size_of::<DotSet>(), 16);
+        let d = |c| Dot::new(ActorId(1), c).expect("non-zero");
+        let mut s: DotSet = [d(2), d(1)].into_iter().collect();
+        assert!(s.remove(d(2)));
+        assert_eq!(s, [d(1)].into_iter().collect::<DotSet>());
+        assert!(s.remove(d(1)));
+        assert_eq!(s, DotSet::new());
+        assert!(s.is_empty());
+        assert!(s.insert(d(3)) && !s.insert(d(3)));
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![d(3)]);
     }
 }
