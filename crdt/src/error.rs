@@ -68,3 +68,36 @@ pub enum InvariantError {
         counter: u64,
     },
 }
+
+/// The checks every decoded store shares: each of `dots` (every dot the
+/// store holds, once per place) is in `context` and held in one place only,
+/// and every entry of the purge `frontier` names a dot of `context`. Errors
+/// name the least offending dot. Sorts `dots`.
+pub(crate) fn check_dots(
+    dots: &mut [crate::Dot],
+    context: &crate::CausalContext,
+    frontier: &crate::VersionVector,
+) -> Result<(), InvariantError> {
+    dots.sort_unstable();
+    if let Some(d) = dots.iter().find(|d| !context.contains(**d)) {
+        return Err(InvariantError::DotNotInContext {
+            actor: d.actor().0,
+            counter: d.counter(),
+        });
+    }
+    if let Some(w) = dots.windows(2).find(|w| w[0] == w[1]) {
+        return Err(InvariantError::DuplicateDot {
+            actor: w[0].actor().0,
+            counter: w[0].counter(),
+        });
+    }
+    for (actor, counter) in frontier.iter() {
+        if !context.contains(crate::Dot::new(actor, counter)?) {
+            return Err(InvariantError::FrontierNotInContext {
+                actor: actor.0,
+                counter,
+            });
+        }
+    }
+    Ok(())
+}

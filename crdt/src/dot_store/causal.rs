@@ -4,7 +4,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
 
 use super::DotStore;
-use crate::{CausalContext, Dot, InvariantError, Lattice};
+use crate::{CausalContext, Dot, InvariantError, Lattice, VersionVector};
 
 /// A replica's dot store paired with its one causal context: every dot the
 /// replica has seen, whether it still holds it or saw it removed.
@@ -80,19 +80,7 @@ impl<S: DotStore> Causal<S> {
     pub fn validate(&self) -> Result<(), InvariantError> {
         let mut dots: Vec<Dot> = Vec::with_capacity(self.store.dot_count());
         self.store.dots(&mut |d| dots.push(d));
-        dots.sort_unstable();
-        if let Some(d) = dots.iter().find(|d| !self.context.contains(**d)) {
-            return Err(InvariantError::DotNotInContext {
-                actor: d.actor().0,
-                counter: d.counter(),
-            });
-        }
-        if let Some(w) = dots.windows(2).find(|w| w[0] == w[1]) {
-            return Err(InvariantError::DuplicateDot {
-                actor: w[0].actor().0,
-                counter: w[0].counter(),
-            });
-        }
+        crate::error::check_dots(&mut dots, &self.context, &VersionVector::new())?;
         Ok(())
     }
 }

@@ -165,21 +165,7 @@ fn validate<K: Ord, V>(
             dots.push(s.dot);
         }
     }
-    dots.sort_unstable();
-    if let Some(w) = dots.windows(2).find(|w| w[0] == w[1]) {
-        return Err(InvariantError::DuplicateDot {
-            actor: w[0].actor().0,
-            counter: w[0].counter(),
-        });
-    }
-    for (actor, counter) in frontier.iter() {
-        if !context.contains(Dot::new(actor, counter)?) {
-            return Err(InvariantError::FrontierNotInContext {
-                actor: actor.0,
-                counter,
-            });
-        }
-    }
+    crate::error::check_dots(&mut dots, context, frontier)?;
     Ok(entries
         .into_iter()
         .map(|(k, s)| (k, Siblings::from_vec(s)))

@@ -173,26 +173,6 @@ fn validate<K: Ord, S: DotStore>(
         }
         entry.dots(&mut |d| dots.push(d));
     }
-    dots.sort_unstable();
-    if let Some(d) = dots.iter().find(|d| !context.contains(**d)) {
-        return Err(InvariantError::DotNotInContext {
-            actor: d.actor().0,
-            counter: d.counter(),
-        });
-    }
-    if let Some(w) = dots.windows(2).find(|w| w[0] == w[1]) {
-        return Err(InvariantError::DuplicateDot {
-            actor: w[0].actor().0,
-            counter: w[0].counter(),
-        });
-    }
-    for (actor, counter) in frontier.iter() {
-        if !context.contains(Dot::new(actor, counter)?) {
-            return Err(InvariantError::FrontierNotInContext {
-                actor: actor.0,
-                counter,
-            });
-        }
-    }
+    crate::error::check_dots(&mut dots, context, frontier)?;
     Ok(entries.into_iter().collect())
 }
