@@ -443,7 +443,7 @@ async fn the_api_contract_and_a_registry_that_survives_a_full_restart() {
         assert_eq!(
             a.shared().actor(),
             actors[i],
-            "one actor across restarts (contexts do not grow with them)"
+            "agent {i}: one actor across restarts (contexts do not grow with them)"
         );
     }
     // …and they work together again

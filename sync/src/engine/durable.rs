@@ -214,11 +214,7 @@ impl Engine {
         let parked = std::mem::take(&mut self.durable.parked);
         let mut answers = Vec::with_capacity(parked.len());
         for pull in parked {
-            // From the cut; a frontier owed is sent at the next pull.
-            let answer = match self.answer(None, &pull.replica, &pull.digest) {
-                super::Reply::Answer(answer) => answer,
-                _ => Answer::empty(&pull.replica),
-            };
+            let answer = self.answer_parked(&pull);
             answers.push((pull, answer));
         }
         self.durable.in_flight = Some((cut, answers));
@@ -227,7 +223,8 @@ impl Engine {
 
     /// The commit of `ticket` is durable: its own dots may leave, its local
     /// writes are acknowledged, the pulls answered from its cut are ready
-    /// ([`take_parked`](Self::take_parked)), and the notifications of its
+    /// ([`take_parked`](Self::take_parked)) and so are those parked while it
+    /// was in flight whose replica has no own dot left to commit, and the notifications of its
     /// writes are sent at the next [`handle_timeout`](Self::handle_timeout).
     pub fn handle_committed(&mut self, ticket: CommitTicket) {
         let d = &mut self.durable;
@@ -246,6 +243,20 @@ impl Engine {
                 d.ready.insert(pull.id, answer);
             }
         }
+        // Pulls parked while this commit was in flight waited for it: those
+        // whose replica's own dots are now all durable are answered from the
+        // current state (no later cut may come to answer them). The others
+        // wait for a later write, which is dirty, so a next commit comes.
+        let parked = std::mem::take(&mut self.durable.parked);
+        let (now, later): (Vec<_>, Vec<_>) = parked
+            .into_iter()
+            .partition(|pull| self.exposable(&pull.replica));
+        self.durable.parked = later;
+        for pull in now {
+            let answer = self.answer_parked(&pull);
+            self.durable.ready.insert(pull.id, answer);
+        }
+        let d = &mut self.durable;
         let durable = &d.durable;
         let (release, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut d.held)
             .into_iter()
@@ -253,6 +264,15 @@ impl Engine {
         d.held = keep;
         for (name, _, announcement) in release {
             self.announce(&name, announcement);
+        }
+    }
+
+    /// The answer to a parked pull, from the current state (a frontier owed
+    /// is sent at the member's next pull).
+    fn answer_parked(&mut self, pull: &ParkedPull) -> Answer {
+        match self.answer(None, &pull.replica, &pull.digest) {
+            super::Reply::Answer(answer) => answer,
+            _ => Answer::empty(&pull.replica),
         }
     }
 

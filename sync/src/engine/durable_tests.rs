@@ -212,6 +212,45 @@ fn own_writes_leave_only_once_durable_and_parked_pulls_get_the_cut() {
     ));
 }
 
+/// Found by `healthcheck`'s restart test under load: a pull that arrived
+/// while the commit of the write it waited for was in flight stayed parked
+/// after that commit was durable (nothing was left to commit, so no later cut
+/// answered it), until the session timed out; a restarting peer waiting for
+/// that answer took a fresh actor ("unsure").
+#[test]
+fn regression_a_pull_parked_during_a_commit_is_answered_when_it_is_durable() {
+    let now = Instant::now();
+    let mut a = durable_engine(0, now);
+    let mut b = engine(1, EngineConfig::default(), now);
+    b.register("m", Map::new(ActorId(2))).expect("fresh");
+    let peers = view(0, 2);
+    a.write::<Map, _>("m", |m| m.insert(1, 10)).expect("ready");
+    let (_, ticket) = a.take_commit().expect("encodes").expect("the write");
+    let pull = Message::Pull {
+        replica: "m".into(),
+        digest: b.replica::<Map>("m").expect("registered").digest(),
+    };
+    let Reply::Parked(id) = a.handle_request(now, b.node(), pull, &peers) else {
+        panic!("expected the pull to be parked: the write is not durable yet");
+    };
+    a.handle_committed(ticket);
+    assert!(
+        a.take_commit().expect("encodes").is_none(),
+        "nothing is left to commit"
+    );
+    let answer = a
+        .take_parked(id)
+        .expect("answered once the write it waited for is durable");
+    for m in answer.into_messages().expect("encodes") {
+        b.handle_response(a.node(), m).expect("valid");
+    }
+    assert_eq!(
+        b.replica::<Map>("m").expect("registered").get(&1),
+        Some(&10),
+        "the answer holds the durable write"
+    );
+}
+
 #[test]
 fn a_failed_commit_is_retried_with_the_same_rows() {
     let now = Instant::now();
