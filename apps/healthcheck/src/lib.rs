@@ -14,6 +14,7 @@ pub mod agent;
 pub mod api;
 pub mod api_server;
 pub mod api_tls;
+pub mod check_core;
 pub mod checker;
 pub mod config;
 pub mod demo;

@@ -112,8 +112,9 @@ impl Ownership {
         &self.me
     }
 
-    /// Sets the live members (this agent is always included).
-    pub fn set_live<I: IntoIterator<Item = String>>(&mut self, members: I) {
+    /// Sets the live members (this agent is always included); returns
+    /// whether the view changed.
+    pub fn set_live<I: IntoIterator<Item = String>>(&mut self, members: I) -> bool {
         let mut live: HashSet<String> = members.into_iter().collect();
         live.insert(self.me.clone());
         if live != self.live {
@@ -128,6 +129,9 @@ impl Ownership {
             if self.changes.len() > CHANGE_LOG {
                 self.changes.pop_front();
             }
+            true
+        } else {
+            false
         }
     }
 

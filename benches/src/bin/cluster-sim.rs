@@ -3,11 +3,10 @@
 //! Run: `cargo run --release -p benches --bin cluster-sim -- --nodes 168 --origins 100000 [--seed S]`
 //!
 //! Real code: each simulated agent runs the real `sync::Engine` replicating
-//! a real `HealthMap` (ORMap with the `RendezvousPriority` tiebreak), the
-//! real `Ownership` rule and the real check `Schedule`, exactly as
-//! `apps/healthcheck` wires them (a check is instantaneous and succeeds; an
-//! owner writes a record when the visible one is not its own, and on the
-//! refresh). Simulated: the network (0.2–1 ms one-way latency, no loss) and
+//! a real `HealthMap` (ORMap with the `RendezvousPriority` tiebreak) and the
+//! agent's own sans-IO `CheckCore` (ownership rule, schedule, streaks, when
+//! to write), the one `apps/healthcheck` drives (a check is instantaneous
+//! and succeeds). Simulated: the network (0.2–1 ms one-way latency, no loss) and
 //! membership: when an agent dies, each other agent removes it from its live
 //! view after a delay drawn uniformly from [0.5 s, 2.1 s] (the LAN preset's
 //! time to a failed probe, 0.5–1.5 s, plus dissemination; a suspected agent
@@ -17,7 +16,7 @@
 use std::{
     alloc::System,
     cmp::Reverse,
-    collections::{BinaryHeap, HashMap},
+    collections::BinaryHeap,
     net::SocketAddr,
     sync::Arc,
     time::{Duration, Instant},
@@ -25,11 +24,12 @@ use std::{
 
 use crdt::{ActorId, DeltaCrdt};
 use healthcheck::{
-    ownership::{Ownership, OwnershipConfig},
+    check_core::{Action, CheckCore, CheckCoreConfig, Params},
+    checker::CheckOutcome,
+    ownership::OwnershipConfig,
     record::{HealthRecord, Status},
     registry::{HEALTH, HealthMap},
     rendezvous,
-    schedule::{Schedule, first_due, next_due},
 };
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -85,13 +85,29 @@ fn peers_of(i: usize, live: &[bool]) -> Arc<Vec<Peer>> {
 
 struct Agent {
     engine: Engine,
-    ownership: Ownership,
-    schedule: Schedule,
+    core: CheckCore,
     /// Who this agent considers live (indices), itself excluded.
     live: Vec<bool>,
     /// `live` as sync peers.
     peers: Arc<Vec<Peer>>,
-    last_write: HashMap<usize, Instant>,
+}
+
+/// The spec of every simulated origin.
+const PARAMS: Params = Params {
+    interval: INTERVAL,
+    rise: 1,
+    fall: 1,
+    initial: Status::Up,
+};
+
+/// Every simulated check succeeds at once.
+fn success() -> CheckOutcome {
+    CheckOutcome {
+        ok: true,
+        latency: Some(Duration::from_millis(1)),
+        reason: None,
+        status_code: Some(200),
+    }
 }
 
 enum Event {
@@ -230,50 +246,48 @@ impl Sim {
             })
             .collect();
         for (origin, writer) in seen {
-            a.ownership.observe(&origin, &writer, now);
+            a.core.handle_record_seen(now, &origin, &writer);
         }
     }
 
+    /// Runs agent `i`'s core at its due time: every check it asks for
+    /// succeeds at once, and every write it asks for goes to the engine.
     fn run_checks(&mut self, i: usize) {
         let now = self.at();
-        let me = name(i);
+        let wall_ms = self.now.as_millis() as u64;
         let mut checked = Vec::new();
         let mut next_wake = None;
         if let Some(a) = self.agents[i].as_mut() {
-            while let Some(id) = a.schedule.pop_due(now) {
-                let o: usize = id[1..].parse().expect("o<n>");
-                if a.ownership.decide(&id, now).checks() {
-                    checked.push(o);
-                    let visible = a
-                        .engine
-                        .replica::<HealthMap>(HEALTH)
-                        .ok()
-                        .and_then(|m| m.get(&id).cloned());
-                    let ours = visible.as_ref().is_some_and(|v| v.checked_by == me);
-                    let refresh = a
-                        .last_write
-                        .get(&o)
-                        .is_none_or(|t| now.saturating_duration_since(*t) >= REFRESH);
-                    if !ours || refresh {
-                        let at_ms = self.now.as_millis() as u64;
-                        let record = HealthRecord {
-                            status: visible.as_ref().map_or(Status::Up, |v| v.status),
-                            checked_by: me.clone(),
-                            checked_at_ms: at_ms,
-                            since_ms: visible.as_ref().map_or(at_ms, |v| v.since_ms),
-                            latency_ms: Some(1),
-                            reason: None,
-                        };
-                        let _ = a
+            a.core.handle_timeout(now);
+            while let Some(action) = a.core.poll_action() {
+                match action {
+                    Action::Check { origin } => {
+                        let visible = a
                             .engine
-                            .write::<HealthMap, _>(HEALTH, |m| m.insert(id.clone(), record));
-                        a.last_write.insert(o, now);
+                            .replica::<HealthMap>(HEALTH)
+                            .ok()
+                            .and_then(|m| m.get(&origin).cloned());
+                        a.core.handle_result(
+                            now,
+                            &origin,
+                            &success(),
+                            visible.as_ref(),
+                            true,
+                            wall_ms,
+                        );
+                        checked.push(origin[1..].parse::<usize>().expect("o<n>"));
+                    }
+                    Action::Write { origin, record } => {
+                        let written = a
+                            .engine
+                            .write::<HealthMap, _>(HEALTH, |m| m.insert(origin.clone(), record));
+                        if written.is_ok() {
+                            a.core.handle_written(now, &origin);
+                        }
                     }
                 }
-                let at = next_due(now, INTERVAL, false, self.rng.random());
-                a.schedule.add(&id, at);
             }
-            next_wake = a.schedule.earliest();
+            next_wake = a.core.poll_timeout();
         }
         for o in checked {
             if self.checks[o] > 0 && self.last_checker[o] != i as u32 {
@@ -317,7 +331,7 @@ impl Sim {
             Event::Checks(i) => {
                 if self.agents[i]
                     .as_mut()
-                    .is_some_and(|a| a.schedule.earliest().is_some_and(|t| t <= now))
+                    .is_some_and(|a| a.core.poll_timeout().is_some_and(|t| t <= now))
                 {
                     self.run_checks(i);
                 }
@@ -348,23 +362,18 @@ impl Sim {
                 self.drain(to);
             }
             Event::Forget { observer, dead } => {
-                let mut wake = None;
+                let mut wake = false;
                 if let Some(a) = self.agents[observer].as_mut() {
                     a.live[dead] = false;
                     a.peers = peers_of(observer, &a.live);
                     let live: Vec<String> =
                         (0..a.live.len()).filter(|&j| a.live[j]).map(name).collect();
-                    a.ownership.set_live(live);
                     a.engine.forget_peer(&NodeId(name(dead)));
-                    // As the agent does: origins it owns now are checked at once.
-                    for o in 0..self.checks.len() {
-                        let id = origin(o);
-                        if a.ownership.decide(&id, now).checks() && a.schedule.advance(&id, now) {
-                            wake = Some(now);
-                        }
-                    }
+                    // As the agent does: origins it owns now are due at once.
+                    a.core.handle_live(now, live);
+                    wake = a.core.poll_timeout().is_some_and(|t| t <= now);
                 }
-                if wake.is_some() {
+                if wake {
                     self.push(self.now, Event::Checks(observer));
                 }
             }
@@ -458,29 +467,27 @@ fn main() {
         map.join_delta(state.clone());
         let mut engine = Engine::new(NodeId(name(i)), engine_config.clone(), rng.random(), base);
         engine.register(HEALTH, map).expect("one replica");
-        let mut own = Ownership::new(name(i), ownership);
-        own.set_live(names.clone());
-        let mut schedule = Schedule::new();
+        let mut core = CheckCore::new(CheckCoreConfig {
+            me: name(i),
+            ownership,
+            seed: rng.random(),
+        });
+        core.handle_live(base, names.clone());
         for (o, owner) in owners.iter().enumerate() {
             let id = origin(o);
-            schedule.add(&id, first_due(&name(i), &id, INTERVAL, base));
-            // the agent has seen the owners' records, as after a while
-            own.observe(&id, owner, base);
-            own.decide(&id, base);
+            core.handle_origin(base, &id, Some(PARAMS));
+            // the agent has seen the owners' records, as after a while, and
+            // its own records in `state` were written at `base`
+            core.handle_record_seen(base, &id, owner);
+            if *owner == name(i) {
+                core.handle_written(base, &id);
+            }
         }
         let agent = Agent {
             engine,
-            ownership: own,
-            schedule,
+            core,
             live: vec![true; nodes],
             peers: peers_of(i, &vec![true; nodes]),
-            // its own records in `state` were written at `base`
-            last_write: owners
-                .iter()
-                .enumerate()
-                .filter(|(_, owner)| **owner == name(i))
-                .map(|(o, _)| (o, base))
-                .collect(),
         };
         if i == 0 {
             let c = region.change();
@@ -511,7 +518,7 @@ fn main() {
         sim.drain(i);
         let at = sim.agents[i]
             .as_mut()
-            .and_then(|a| a.schedule.earliest())
+            .and_then(|a| a.core.poll_timeout())
             .expect("origins");
         sim.push(at.saturating_duration_since(base), Event::Checks(i));
     }

@@ -1,50 +1,42 @@
-//! The check loop: the one task that owns the schedule, the ownership state
-//! and the rise/fall streaks. Every origin stays in the schedule on every
-//! agent; at its due time the ownership rule decides whether this agent
-//! checks it (a cheap decision), so a takeover happens at the next due time,
-//! without any coordination. Checks run in spawned tasks (bounded by the
-//! checker's semaphore) and report back over a channel.
+//! The check loop: a thin tokio driver of [`CheckCore`], the sans-IO core
+//! that owns the schedule, the ownership rule and the rise/fall streaks.
+//! Every origin stays in the schedule on every agent; at its due time the
+//! ownership rule decides whether this agent checks it (a cheap decision),
+//! so a takeover happens at the next due time, without any coordination.
+//! This module only feeds the core (registry and health-map changes, the
+//! live view, finished checks) and carries out what it asks: checks run in
+//! spawned tasks (bounded by the checker's semaphore) that report back over
+//! a channel; records are written to the node.
 
 use std::{
-    collections::{HashMap, HashSet},
     sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
 use membership::MembershipEvent;
-use rand::{RngExt, SeedableRng, rngs::SmallRng};
 use sync::Event;
 use tokio::sync::{broadcast, mpsc};
 
 use super::Shared;
 use crate::{
+    check_core::{Action, CheckCore, CheckCoreConfig, Params},
     checker::{CheckOutcome, Checker},
-    ownership::{Decision, Ownership, OwnershipConfig},
-    record::HealthRecord,
+    ownership::OwnershipConfig,
     registry::{HEALTH, HealthMap, ORIGINS, Registry, now_ms},
-    schedule::{Schedule, Streak, first_due, next_due},
     spec::OriginSpec,
 };
 
 /// A finished check.
 struct Done {
     origin: String,
-    spec: OriginSpec,
     outcome: CheckOutcome,
 }
 
 struct Loop {
     shared: Arc<Shared>,
     checker: Checker,
-    ownership: Ownership,
-    schedule: Schedule,
-    known: HashSet<String>,
-    streaks: HashMap<String, Streak>,
-    last_write: HashMap<String, Instant>,
-    checking: HashSet<String>,
-    in_flight: HashSet<String>,
+    core: CheckCore,
     results: mpsc::Sender<Done>,
-    rng: SmallRng,
 }
 
 pub(super) async fn run(
@@ -54,29 +46,26 @@ pub(super) async fn run(
 ) {
     let (results, mut done) = mpsc::channel(4096);
     let mut sync_events = shared.node.subscribe();
-    let config = OwnershipConfig {
-        takeover_grace: shared.config.takeover_grace,
-        record_refresh: shared.config.record_refresh,
-    };
+    let core = CheckCore::new(CheckCoreConfig {
+        me: shared.me().to_owned(),
+        ownership: OwnershipConfig {
+            takeover_grace: shared.config.takeover_grace,
+            record_refresh: shared.config.record_refresh,
+        },
+        seed: rand::random(),
+    });
     let mut l = Loop {
-        ownership: Ownership::new(shared.me(), config),
         shared,
         checker,
-        schedule: Schedule::new(),
-        known: HashSet::new(),
-        streaks: HashMap::new(),
-        last_write: HashMap::new(),
-        checking: HashSet::new(),
-        in_flight: HashSet::new(),
+        core,
         results,
-        rng: SmallRng::seed_from_u64(rand::random()),
     };
     l.refresh_members().await;
     l.sync_registry();
     loop {
         let deadline = l
-            .schedule
-            .earliest()
+            .core
+            .poll_timeout()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         tokio::select! {
             () = l.shared.shutdown.cancelled() => return,
@@ -118,13 +107,55 @@ pub(super) async fn run(
                 l.sync_keys(keys);
             }
         }
-        l.run_due();
+        l.core.handle_timeout(Instant::now());
+        l.drain();
     }
 }
 
 impl Loop {
-    /// Takes the live members from SWIM into the ownership rule and the
-    /// members view.
+    /// Carries out what the core asks, and publishes its counters.
+    fn drain(&mut self) {
+        while let Some(action) = self.core.poll_action() {
+            match action {
+                Action::Check { origin } => {
+                    let Some(spec) = self.shared.origin(&origin) else {
+                        // Removed before the core heard of it.
+                        self.core.handle_origin(Instant::now(), &origin, None);
+                        continue;
+                    };
+                    self.spawn_check(origin, spec);
+                }
+                Action::Write { origin, record } => {
+                    let written = self.shared.node.write::<HealthMap, _>(HEALTH, |m| {
+                        m.insert(origin.clone(), record);
+                    });
+                    if written.is_ok() {
+                        self.core.handle_written(Instant::now(), &origin);
+                    }
+                }
+            }
+        }
+        let stats = self.core.stats();
+        let s = &self.shared.stats;
+        s.checks_ok.store(stats.checks_ok, Ordering::Relaxed);
+        s.checks_failed
+            .store(stats.checks_failed, Ordering::Relaxed);
+        s.owned.store(stats.owned, Ordering::Relaxed);
+        s.takeovers.store(stats.takeovers, Ordering::Relaxed);
+        s.records_written
+            .store(stats.records_written, Ordering::Relaxed);
+    }
+
+    fn spawn_check(&self, origin: String, spec: OriginSpec) {
+        let checker = self.checker.clone();
+        let results = self.results.clone();
+        tokio::spawn(async move {
+            let outcome = checker.check(&spec).await;
+            let _ = results.send(Done { origin, outcome }).await;
+        });
+    }
+
+    /// Takes the live members from SWIM into the core and the members view.
     async fn refresh_members(&mut self) {
         let guard = self.shared.membership.lock().await;
         let Some(m) = guard.as_ref() else {
@@ -147,113 +178,43 @@ impl Loop {
             .collect();
         let all = m.all_members();
         drop(guard);
-        let before: Vec<String> = {
-            let mut v: Vec<String> = self.ownership.live().map(String::from).collect();
-            v.sort();
-            v
-        };
-        self.ownership.set_live(live);
-        let mut after: Vec<String> = self.ownership.live().map(String::from).collect();
-        after.sort();
-        if before != after {
-            // Origins this agent owns now and did not check: check them at
-            // once rather than at their next due time (up to an interval).
-            let now = Instant::now();
-            let known: Vec<String> = self.known.iter().cloned().collect();
-            for origin in known {
-                if !self.checking.contains(&origin) && self.ownership.decide(&origin, now).checks()
-                {
-                    self.schedule.advance(&origin, now);
-                }
-            }
-        }
+        self.core.handle_live(Instant::now(), live);
         match self.shared.members_view.write() {
             Ok(mut v) => *v = all,
             Err(p) => *p.into_inner() = all,
         }
     }
 
-    /// Schedules origins new to the registry, forgets removed ones.
+    /// Hands the whole registry to the core.
     fn sync_registry(&mut self) {
-        let ids: Vec<(String, u64)> = self
+        let all: Vec<(String, Params)> = self
             .shared
             .node
             .read::<Registry, _>(ORIGINS, |m| {
                 m.iter()
-                    .map(|(k, v)| (k.clone(), v.spec.interval_ms))
+                    .map(|(k, v)| (k.clone(), Params::from(&v.spec)))
                     .collect()
             })
             .unwrap_or_default();
-        let now = Instant::now();
-        let current: HashSet<&str> = ids.iter().map(|(k, _)| k.as_str()).collect();
-        let gone: Vec<String> = self
-            .known
-            .iter()
-            .filter(|k| !current.contains(k.as_str()))
-            .cloned()
-            .collect();
-        for id in gone {
-            self.forget(&id);
-        }
-        for (id, interval_ms) in &ids {
-            if self.known.insert(id.clone()) {
-                let at = first_due(
-                    self.shared.me(),
-                    id,
-                    Duration::from_millis(*interval_ms),
-                    now,
-                );
-                self.schedule.add(id, at);
-            }
-        }
+        self.core.handle_registry(Instant::now(), all);
     }
 
-    /// Brings the schedule up to date for the origins `keys` only (a
-    /// registry change): O(changes), not O(origins).
+    /// Hands the registry entries `keys` to the core (a registry change):
+    /// O(changes), not O(origins).
     fn sync_keys(&mut self, keys: Vec<String>) {
         let now = Instant::now();
         for id in keys {
-            let interval = self
+            let params = self
                 .shared
                 .node
-                .read::<Registry, _>(ORIGINS, |m| m.get(&id).map(|r| r.spec.interval_ms))
+                .read::<Registry, _>(ORIGINS, |m| m.get(&id).map(|r| Params::from(&r.spec)))
                 .ok()
                 .flatten();
-            match interval {
-                Some(interval_ms) => {
-                    if self.known.insert(id.clone()) {
-                        let at = first_due(
-                            self.shared.me(),
-                            &id,
-                            Duration::from_millis(interval_ms),
-                            now,
-                        );
-                        self.schedule.add(&id, at);
-                    }
-                }
-                None => {
-                    if self.known.contains(&id) {
-                        self.forget(&id);
-                    }
-                }
-            }
+            self.core.handle_origin(now, &id, params);
         }
     }
 
-    fn forget(&mut self, id: &str) {
-        self.known.remove(id);
-        self.ownership.forget(id);
-        self.streaks.remove(id);
-        self.last_write.remove(id);
-        self.checking.remove(id);
-        self.shared
-            .stats
-            .owned
-            .store(self.checking.len() as u64, Ordering::Relaxed);
-    }
-
-    /// Records who wrote the health records that just changed, for the
-    /// ownership rule (a higher-ranked agent at work, or a stand-in).
+    /// Tells the core who wrote the health records that just changed.
     fn observe_health(&mut self) {
         let Ok(keys) = self.shared.node.take_changes::<HealthMap>(HEALTH) else {
             return;
@@ -280,57 +241,9 @@ impl Loop {
         let now = Instant::now();
         for (origin, writers) in writers {
             for writer in writers {
-                self.ownership.observe(&origin, &writer, now);
+                self.core.handle_record_seen(now, &origin, &writer);
             }
         }
-    }
-
-    /// Starts the checks that are due and this agent should run; reschedules
-    /// the others for their next interval.
-    fn run_due(&mut self) {
-        let now = Instant::now();
-        while let Some(origin) = self.schedule.pop_due(now) {
-            let Some(spec) = self.shared.origin(&origin) else {
-                self.forget(&origin);
-                continue;
-            };
-            let decision = self.ownership.decide(&origin, now);
-            if decision.checks() {
-                if matches!(decision, Decision::TakeOver { .. }) && !self.checking.contains(&origin)
-                {
-                    self.shared.stats.takeovers.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(%origin, ?decision, "taking over a silent owner's origin");
-                }
-                self.checking.insert(origin.clone());
-                if self.in_flight.insert(origin.clone()) {
-                    let checker = self.checker.clone();
-                    let results = self.results.clone();
-                    tokio::spawn(async move {
-                        let outcome = checker.check(&spec).await;
-                        let _ = results
-                            .send(Done {
-                                origin,
-                                spec,
-                                outcome,
-                            })
-                            .await;
-                    });
-                }
-            } else {
-                if self.checking.remove(&origin) {
-                    // Handed over: start from the visible record next time.
-                    self.streaks.remove(&origin);
-                    self.last_write.remove(&origin);
-                }
-                let interval = Duration::from_millis(spec.interval_ms);
-                let at = next_due(now, interval, false, self.rng.random());
-                self.schedule.add(&origin, at);
-            }
-        }
-        self.shared
-            .stats
-            .owned
-            .store(self.checking.len() as u64, Ordering::Relaxed);
     }
 
     /// Another live member has this agent's name: if it answers a sync
@@ -356,93 +269,19 @@ impl Loop {
         });
     }
 
-    /// Counts a finished check, writes a record if the verdict changed (or
-    /// this agent just took the origin, or the refresh is due), reschedules.
+    /// Hands a finished check to the core, with the record visible now and
+    /// whether the node may publish (it has caught up with its peers).
     fn finish(&mut self, done: Done) {
-        let Done {
-            origin,
-            spec,
-            outcome,
-        } = done;
-        self.in_flight.remove(&origin);
-        let counter = if outcome.ok {
-            &self.shared.stats.checks_ok
-        } else {
-            &self.shared.stats.checks_failed
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        if !self.known.contains(&origin) {
-            return; // removed while the check ran
-        }
-        let now = Instant::now();
-        let interval = Duration::from_millis(spec.interval_ms);
-        // Usurped while the check ran? Then its result is not ours to write.
-        if !self.ownership.decide(&origin, now).checks() {
-            self.checking.remove(&origin);
-            self.streaks.remove(&origin);
-            self.schedule
-                .add(&origin, next_due(now, interval, false, self.rng.random()));
-            return;
-        }
-        // Until the node has caught up with its peers after starting, what
-        // it holds may be older than the cluster's view: check, keep the
-        // streak, but publish nothing.
-        if !self.shared.node.is_caught_up() {
-            let visible = self.shared.health(&origin);
-            self.streaks
-                .entry(origin.clone())
-                .or_insert_with(|| Streak::new(visible.as_ref().map_or(spec.initial, |v| v.status)))
-                .record(outcome.ok, spec.rise, spec.fall);
-            self.schedule
-                .add(&origin, next_due(now, interval, true, self.rng.random()));
-            return;
-        }
-        let me = self.shared.me().to_owned();
+        let Done { origin, outcome } = done;
         let visible = self.shared.health(&origin);
-        let streak = self
-            .streaks
-            .entry(origin.clone())
-            .or_insert_with(|| Streak::new(visible.as_ref().map_or(spec.initial, |v| v.status)));
-        streak.record(outcome.ok, spec.rise, spec.fall);
-        let status = streak.status;
-        let settling = streak.settling();
-        let ours = visible.as_ref().is_some_and(|v| v.checked_by == me);
-        let differs = visible.as_ref().is_none_or(|v| v.status != status);
-        let refresh_due = self
-            .last_write
-            .get(&origin)
-            .is_none_or(|t| now.saturating_duration_since(*t) >= self.shared.config.record_refresh);
-        if !ours || differs || refresh_due {
-            let checked_at_ms = now_ms();
-            let since_ms = match &visible {
-                Some(v) if v.status == status => v.since_ms,
-                _ => checked_at_ms,
-            };
-            let record = HealthRecord {
-                status,
-                checked_by: me,
-                checked_at_ms,
-                since_ms,
-                latency_ms: outcome.latency.map(|l| l.as_millis() as u64),
-                reason: outcome.reason,
-            };
-            if differs {
-                tracing::info!(%origin, status = status.as_str(), reason = ?record.reason, "origin status changed");
-            }
-            let written = self.shared.node.write::<HealthMap, _>(HEALTH, |m| {
-                m.insert(origin.clone(), record);
-            });
-            if written.is_ok() {
-                self.last_write.insert(origin.clone(), now);
-                self.shared
-                    .stats
-                    .records_written
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.schedule.add(
+        let publish = self.shared.node.is_caught_up();
+        self.core.handle_result(
+            Instant::now(),
             &origin,
-            next_due(now, interval, settling, self.rng.random()),
+            &outcome,
+            visible.as_ref(),
+            publish,
+            now_ms(),
         );
     }
 }

@@ -1,0 +1,403 @@
+//! [`CheckCore`]: everything an agent decides about its checks, without I/O.
+//!
+//! Which origins this agent checks and when ([`Ownership`] over a
+//! [`Schedule`]), the rise/fall streak of each ([`Streak`]), and when a
+//! result becomes a record written to the health map (the verdict changed,
+//! this agent just took the origin, or the refresh is due). Time and
+//! randomness come from the caller: every input takes `now`, and the jitter
+//! comes from an RNG seeded by the config. The agent's check loop
+//! (`agent/checks.rs`) is a thin tokio driver of this core; the
+//! `cluster-sim` bench and the unit tests below drive the same core in
+//! virtual time, so no rule is written twice.
+//!
+//! # How to drive it
+//! 1. Feed what happened, each with the current `now`:
+//!    [`handle_origin`](CheckCore::handle_origin) (an origin added, changed
+//!    or removed in the registry), [`handle_live`](CheckCore::handle_live)
+//!    (the members that count as live for ownership),
+//!    [`handle_record_seen`](CheckCore::handle_record_seen) (a record by
+//!    some writer arrived), [`handle_result`](CheckCore::handle_result) (a
+//!    check finished), [`handle_written`](CheckCore::handle_written) (a
+//!    record asked for was written), and
+//!    [`handle_timeout`](CheckCore::handle_timeout) once
+//!    [`poll_timeout`](CheckCore::poll_timeout) has passed.
+//! 2. After each input, drain [`poll_action`](CheckCore::poll_action): start
+//!    each [`Action::Check`] (its outcome comes back through `handle_result`)
+//!    and write each [`Action::Write`].
+//! 3. Sleep until [`poll_timeout`](CheckCore::poll_timeout) or the next
+//!    input. [`stats`](CheckCore::stats) is a copy of the counters.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    time::{Duration, Instant},
+};
+
+use rand::{RngExt, SeedableRng, rngs::SmallRng};
+
+use crate::{
+    checker::CheckOutcome,
+    ownership::{Decision, Ownership, OwnershipConfig},
+    record::{HealthRecord, Status},
+    schedule::{Schedule, Streak, first_due, next_due},
+    spec::OriginSpec,
+};
+
+/// What the core needs to know of an origin's spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Params {
+    /// Time between two checks (a quarter of it while a streak settles).
+    pub interval: Duration,
+    /// Successes in a row that make the origin up.
+    pub rise: u32,
+    /// Failures in a row that make the origin down.
+    pub fall: u32,
+    /// The verdict before any check, when no record is visible.
+    pub initial: Status,
+}
+
+impl From<&OriginSpec> for Params {
+    fn from(spec: &OriginSpec) -> Self {
+        Params {
+            interval: Duration::from_millis(spec.interval_ms),
+            rise: spec.rise,
+            fall: spec.fall,
+            initial: spec.initial,
+        }
+    }
+}
+
+/// How a [`CheckCore`] is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckCoreConfig {
+    /// This agent's name (as in the records' `checked_by`).
+    pub me: String,
+    /// Timing of the takeover rule; `record_refresh` is also how often an
+    /// owner rewrites an unchanged record.
+    pub ownership: OwnershipConfig,
+    /// Seed of the jitter of due times.
+    pub seed: u64,
+}
+
+/// What the driver is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Check `origin` now; hand its outcome to
+    /// [`handle_result`](CheckCore::handle_result). At most one check of an
+    /// origin is asked for until its result is in.
+    Check {
+        /// The origin's id.
+        origin: String,
+    },
+    /// Write `record` for `origin` to the health map, then report with
+    /// [`handle_written`](CheckCore::handle_written) if it was written.
+    Write {
+        /// The origin's id.
+        origin: String,
+        /// The record to write.
+        record: HealthRecord,
+    },
+}
+
+/// The core's counters (a copy: see [`CheckCore::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckStats {
+    /// Origins this agent checks now.
+    pub owned: u64,
+    /// Times this agent took over a silent owner's origin.
+    pub takeovers: u64,
+    /// Checks whose outcome was a success.
+    pub checks_ok: u64,
+    /// Checks whose outcome was a failure.
+    pub checks_failed: u64,
+    /// Records written (reported by [`CheckCore::handle_written`]).
+    pub records_written: u64,
+}
+
+/// One origin's state in the core.
+#[derive(Debug)]
+struct Origin {
+    params: Params,
+    /// This agent's streak, while it checks the origin.
+    streak: Option<Streak>,
+    /// When this agent last wrote a record for the origin.
+    last_write: Option<Instant>,
+    /// This agent checks the origin (owns it or took it over).
+    checking: bool,
+    /// A check asked for is not back yet.
+    in_flight: bool,
+}
+
+/// The check decisions of one agent (see the module docs).
+#[derive(Debug)]
+pub struct CheckCore {
+    me: String,
+    record_refresh: Duration,
+    ownership: Ownership,
+    schedule: Schedule,
+    origins: HashMap<String, Origin>,
+    actions: VecDeque<Action>,
+    rng: SmallRng,
+    stats: CheckStats,
+}
+
+impl CheckCore {
+    /// A core that knows no origin yet and sees only itself as live.
+    pub fn new(config: CheckCoreConfig) -> Self {
+        CheckCore {
+            ownership: Ownership::new(config.me.clone(), config.ownership),
+            me: config.me,
+            record_refresh: config.ownership.record_refresh,
+            schedule: Schedule::new(),
+            origins: HashMap::new(),
+            actions: VecDeque::new(),
+            rng: SmallRng::seed_from_u64(config.seed),
+            stats: CheckStats::default(),
+        }
+    }
+
+    /// This agent's name.
+    pub fn me(&self) -> &str {
+        &self.me
+    }
+
+    /// Origin `id` was added or changed (`Some`), or removed (`None`), in
+    /// the registry. A new origin's first check is spread over one interval
+    /// by a hash of the agent's and the origin's names; a changed one keeps
+    /// its due time and uses the new parameters from its next check.
+    pub fn handle_origin(&mut self, now: Instant, id: &str, params: Option<Params>) {
+        match params {
+            Some(params) => match self.origins.get_mut(id) {
+                Some(origin) => origin.params = params,
+                None => {
+                    self.origins.insert(
+                        id.to_owned(),
+                        Origin {
+                            params,
+                            streak: None,
+                            last_write: None,
+                            checking: false,
+                            in_flight: false,
+                        },
+                    );
+                    self.schedule
+                        .add(id, first_due(&self.me, id, params.interval, now));
+                }
+            },
+            None => self.forget(id),
+        }
+    }
+
+    /// The registry now holds exactly `all`: origins not in it are
+    /// forgotten, new ones scheduled, changed ones updated (as
+    /// [`handle_origin`](Self::handle_origin) for each).
+    pub fn handle_registry(&mut self, now: Instant, all: Vec<(String, Params)>) {
+        let current: std::collections::HashSet<&str> =
+            all.iter().map(|(id, _)| id.as_str()).collect();
+        let gone: Vec<String> = self
+            .origins
+            .keys()
+            .filter(|id| !current.contains(id.as_str()))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.forget(&id);
+        }
+        for (id, params) in all {
+            self.handle_origin(now, &id, Some(params));
+        }
+    }
+
+    /// The members that count as live for ownership are now `live` (this
+    /// agent is always included). Origins this agent owns now and did not
+    /// check are due at once, rather than at their next due time (up to an
+    /// interval later).
+    pub fn handle_live(&mut self, now: Instant, live: Vec<String>) {
+        if !self.ownership.set_live(live) {
+            return;
+        }
+        for (id, origin) in &self.origins {
+            if !origin.checking && self.ownership.decide(id, now).checks() {
+                self.schedule.advance(id, now);
+            }
+        }
+    }
+
+    /// A record of `origin` written by `writer` arrived at `now` (for the
+    /// takeover rule: a higher-ranked agent at work, or a stand-in).
+    pub fn handle_record_seen(&mut self, now: Instant, origin: &str, writer: &str) {
+        self.ownership.observe(origin, writer, now);
+    }
+
+    /// Runs what is due at `now`: the origins this agent should check are
+    /// asked for ([`Action::Check`]); the others are rescheduled for their
+    /// next interval (and forgotten by the streaks if this agent just
+    /// handed them over).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(id) = self.schedule.pop_due(now) {
+            let Some(origin) = self.origins.get_mut(&id) else {
+                continue; // removed since it was scheduled
+            };
+            let decision = self.ownership.decide(&id, now);
+            if decision.checks() {
+                if matches!(decision, Decision::TakeOver { .. }) && !origin.checking {
+                    self.stats.takeovers += 1;
+                    tracing::info!(origin = %id, ?decision, "taking over a silent owner's origin");
+                }
+                if !origin.checking {
+                    origin.checking = true;
+                    self.stats.owned += 1;
+                }
+                if !origin.in_flight {
+                    origin.in_flight = true;
+                    self.actions.push_back(Action::Check { origin: id });
+                }
+            } else {
+                if origin.checking {
+                    // Handed over: start from the visible record next time.
+                    origin.checking = false;
+                    origin.streak = None;
+                    origin.last_write = None;
+                    self.stats.owned -= 1;
+                }
+                let at = next_due(now, origin.params.interval, false, self.rng.random());
+                self.schedule.add(&id, at);
+            }
+        }
+    }
+
+    /// A check of `origin` asked for by [`Action::Check`] finished at `now`
+    /// with `outcome`. `visible` is the origin's record as this agent sees
+    /// it now; `publish` is false while the agent has not caught up with
+    /// its peers after starting (what it holds may be older than the
+    /// cluster's view: the streak counts the result, nothing is written).
+    /// `wall_ms` is the wall clock (ms since the Unix epoch) for the record.
+    ///
+    /// Asks for a write ([`Action::Write`]) when this agent still checks the
+    /// origin and the visible record is not its own, or says another
+    /// status, or was written `record_refresh` ago or more. Reschedules the
+    /// origin: at the fast interval while the streak settles (or until the
+    /// agent may publish), else at its interval.
+    pub fn handle_result(
+        &mut self,
+        now: Instant,
+        id: &str,
+        outcome: &CheckOutcome,
+        visible: Option<&HealthRecord>,
+        publish: bool,
+        wall_ms: u64,
+    ) {
+        if outcome.ok {
+            self.stats.checks_ok += 1;
+        } else {
+            self.stats.checks_failed += 1;
+        }
+        let Some(origin) = self.origins.get_mut(id) else {
+            return; // removed while the check ran
+        };
+        origin.in_flight = false;
+        let params = origin.params;
+        // Usurped while the check ran? Then its result is not ours to write.
+        if !self.ownership.decide(id, now).checks() {
+            if origin.checking {
+                origin.checking = false;
+                self.stats.owned -= 1;
+            }
+            origin.streak = None;
+            self.schedule
+                .add(id, next_due(now, params.interval, false, self.rng.random()));
+            return;
+        }
+        let streak = origin
+            .streak
+            .get_or_insert_with(|| Streak::new(visible.map_or(params.initial, |v| v.status)));
+        streak.record(outcome.ok, params.rise, params.fall);
+        let (status, settling) = (streak.status, streak.settling());
+        if !publish {
+            self.schedule
+                .add(id, next_due(now, params.interval, true, self.rng.random()));
+            return;
+        }
+        let ours = visible.is_some_and(|v| v.checked_by == self.me);
+        let differs = visible.is_none_or(|v| v.status != status);
+        let refresh_due = origin
+            .last_write
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.record_refresh);
+        if !ours || differs || refresh_due {
+            let since_ms = match visible {
+                Some(v) if v.status == status => v.since_ms,
+                _ => wall_ms,
+            };
+            let record = HealthRecord {
+                status,
+                checked_by: self.me.clone(),
+                checked_at_ms: wall_ms,
+                since_ms,
+                latency_ms: outcome.latency.map(|l| l.as_millis() as u64),
+                reason: outcome.reason.clone(),
+            };
+            if differs {
+                tracing::info!(origin = %id, status = status.as_str(), reason = ?record.reason, "origin status changed");
+            }
+            self.actions.push_back(Action::Write {
+                origin: id.to_owned(),
+                record,
+            });
+        }
+        self.schedule.add(
+            id,
+            next_due(now, params.interval, settling, self.rng.random()),
+        );
+    }
+
+    /// The record of `origin` asked for by [`Action::Write`] was written at
+    /// `now`: the refresh is counted from here.
+    pub fn handle_written(&mut self, now: Instant, id: &str) {
+        if let Some(origin) = self.origins.get_mut(id) {
+            origin.last_write = Some(now);
+        }
+        self.stats.records_written += 1;
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called:
+    /// the earliest due time, `None` while no origin is scheduled.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.schedule.earliest()
+    }
+
+    /// A copy of the counters.
+    pub fn stats(&self) -> CheckStats {
+        self.stats
+    }
+
+    /// The number of origins known.
+    pub fn len(&self) -> usize {
+        self.origins.len()
+    }
+
+    /// Whether no origin is known.
+    pub fn is_empty(&self) -> bool {
+        self.origins.is_empty()
+    }
+
+    /// Whether this agent checks `origin` now.
+    pub fn checks(&self, origin: &str) -> bool {
+        self.origins.get(origin).is_some_and(|o| o.checking)
+    }
+
+    fn forget(&mut self, id: &str) {
+        if let Some(origin) = self.origins.remove(id)
+            && origin.checking
+        {
+            self.stats.owned -= 1;
+        }
+        self.ownership.forget(id);
+    }
+}
+
+#[cfg(test)]
+mod tests;
