@@ -22,15 +22,15 @@
 //! Basic); a `read` token on a write: 403. Both as JSON errors.
 //!
 //! `GET /v1/origins` is served from a cached body (and its gzip form, for
-//! clients that accept it), rebuilt when older than [`LIST_MAX_AGE`] or
+//! clients that accept it), rebuilt when older than [`LIST_MAX_AGE`](crate::list_cache::LIST_MAX_AGE) or
 //! after a registry change made through this agent, but at most every
-//! [`LIST_MIN_REBUILD`] (a request waits out the rest): this agent's own
+//! [`LIST_MIN_REBUILD`](crate::list_cache::LIST_MIN_REBUILD) (a request waits out the rest): this agent's own
 //! writes are always in the next answer; changes replicated from other
 //! agents and new check results appear within `LIST_MAX_AGE`. At
 //! 10k origins the body is ~3.5 MB and takes ~30 ms of CPU to build: one
 //! build serves every request in its window.
 
-use std::sync::{Arc, atomic::Ordering};
+use std::sync::Arc;
 
 use axum::{
     Json, Router,
@@ -47,37 +47,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    agent::Shared,
+    node_view::NodeView,
     record::HealthRecord,
+    shared::Shared,
+    snapshot::Snapshot,
     spec::{self, OriginSpec},
 };
 
 /// Largest request body accepted (a spec is far smaller).
 const MAX_BODY: usize = 64 * 1024;
-
-/// How stale a cached `GET /v1/origins` answer may be (see the module docs).
-pub const LIST_MAX_AGE: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// The shortest time between two builds of the `GET /v1/origins` answer.
-pub const LIST_MIN_REBUILD: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// The cached `GET /v1/origins` answer.
-pub(crate) struct ListCache {
-    built: std::time::Instant,
-    /// The registry generation (local writes) it was built at.
-    generation: u64,
-    json: Bytes,
-    gzip: Option<Bytes>,
-}
-
-/// The cache slot, shared by the API's handlers; `generation` counts local
-/// registry writes.
-#[derive(Default)]
-pub struct ListSlot {
-    cache: tokio::sync::Mutex<Option<ListCache>>,
-    /// Bumped by every registry write through this agent.
-    pub generation: std::sync::atomic::AtomicU64,
-}
 
 /// An origin as the API shows it.
 #[derive(Debug, Serialize)]
@@ -303,77 +281,36 @@ async fn list(State(shared): State<Arc<Shared>>, headers: axum::http::HeaderMap)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
-    let slot = &shared.list;
-    // The answer must hold every write made through this agent before this
-    // request arrived: a build that started after them.
-    let arrived = slot.generation.load(Ordering::Acquire);
-    // One build at a time; waiting requests get the fresh one.
-    let mut cache = slot.cache.lock().await;
-    let mut generation = arrived;
-    let fresh = cache
-        .as_ref()
-        .is_some_and(|c| c.generation >= arrived && c.built.elapsed() < LIST_MAX_AGE);
-    if !fresh {
-        // Under a stream of local writes, build at most every
-        // LIST_MIN_REBUILD: this request waits out the rest of it (and
-        // still sees every write made before it arrived).
-        if let Some(age) = cache.as_ref().map(|c| c.built.elapsed())
-            && age < LIST_MIN_REBUILD
-        {
-            tokio::time::sleep(LIST_MIN_REBUILD - age).await;
-            generation = slot.generation.load(Ordering::Acquire);
-        }
-        let view = build_list(&shared);
-        match serde_json::to_vec(&view) {
-            Ok(json) => {
-                *cache = Some(ListCache {
-                    built: std::time::Instant::now(),
-                    generation,
-                    json: Bytes::from(json),
-                    gzip: None,
-                })
-            }
-            Err(e) => {
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("encoding the origins: {e}"),
-                    None,
-                );
-            }
-        }
-    }
-    let Some(c) = cache.as_mut() else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "no origins list", None);
-    };
-    if gzip_ok {
-        if c.gzip.is_none() {
-            let mut enc = flate2::write::GzEncoder::new(
-                Vec::with_capacity(c.json.len() / 16),
-                flate2::Compression::fast(),
+    let built = shared
+        .list
+        .get(gzip_ok, || serde_json::to_vec(&build_list(&shared)));
+    let listing = match built.await {
+        Ok(listing) => listing,
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("encoding the origins: {e}"),
+                None,
             );
-            let done = std::io::Write::write_all(&mut enc, &c.json).and_then(|()| enc.finish());
-            if let Ok(gz) = done {
-                c.gzip = Some(Bytes::from(gz));
-            }
         }
-        if let Some(gz) = &c.gzip {
-            return (
-                [
-                    (header::CONTENT_TYPE, "application/json"),
-                    (header::CONTENT_ENCODING, "gzip"),
-                    (header::VARY, "accept-encoding"),
-                ],
-                gz.clone(),
-            )
-                .into_response();
-        }
+    };
+    if let Some(gz) = listing.gzip {
+        return (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CONTENT_ENCODING, "gzip"),
+                (header::VARY, "accept-encoding"),
+            ],
+            gz,
+        )
+            .into_response();
     }
     (
         [
             (header::CONTENT_TYPE, "application/json"),
             (header::VARY, "accept-encoding"),
         ],
-        c.json.clone(),
+        listing.json,
     )
         .into_response()
 }
@@ -421,8 +358,8 @@ async fn delete(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Re
 
 /// A change that could not be acknowledged: 503 while the agent verifies
 /// its identity or stops (retry), 500 if its commit failed.
-fn persist_error(e: &crate::agent::PersistError) -> Response {
-    use crate::agent::PersistError;
+fn persist_error(e: &crate::shared::PersistError) -> Response {
+    use crate::shared::PersistError;
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
@@ -441,73 +378,12 @@ async fn members(State(shared): State<Arc<Shared>>) -> Response {
     Json(shared.members()).into_response()
 }
 
-/// `GET /v1/node`.
-#[derive(Debug, Serialize)]
-pub struct NodeView {
-    /// The agent's name.
-    pub id: String,
-    /// Origins this agent checks now.
-    pub owned_origins: u64,
-    /// Checks run since start.
-    pub checks_total: u64,
-    /// Of which failed.
-    pub checks_failed: u64,
-    /// Origins taken over from a silent higher-ranked agent.
-    pub takeovers: u64,
-    /// Health records written.
-    pub records_written: u64,
-    /// Origins registered.
-    pub origins: usize,
-    /// Live members, this agent included.
-    pub members_alive: usize,
-    /// The actor id this agent's replicas mint dots with (kept across
-    /// restarts; a fresh one only for a lost, stale or copied store).
-    pub actor: u64,
-    /// Seconds since start.
-    pub uptime_s: u64,
-    /// Whether the agent has caught up with its peers since it started (it
-    /// publishes health records only then): a readiness probe.
-    pub caught_up: bool,
-    /// Per replica, the actors in its causal context: what every digest and
-    /// answer carries. One per agent that ever wrote, plus one per lost or
-    /// stale store; restarts do not add any.
-    pub context_actors: std::collections::BTreeMap<&'static str, usize>,
-    /// Sync counters.
-    pub sync: sync::Metrics,
-}
-
-/// The node view (also used by the demo).
-pub fn node_view(shared: &Shared) -> NodeView {
-    let s = &shared.stats;
-    let ok = s.checks_ok.load(Ordering::Relaxed);
-    let failed = s.checks_failed.load(Ordering::Relaxed);
-    NodeView {
-        id: shared.me().to_owned(),
-        owned_origins: s.owned.load(Ordering::Relaxed),
-        checks_total: ok + failed,
-        checks_failed: failed,
-        takeovers: s.takeovers.load(Ordering::Relaxed),
-        records_written: s.records_written.load(Ordering::Relaxed),
-        origins: shared.origins().len(),
-        members_alive: shared
-            .members()
-            .iter()
-            .filter(|m| m.state != membership::MemberState::Down)
-            .count(),
-        actor: shared.actor().0,
-        uptime_s: shared.started.elapsed().as_secs(),
-        caught_up: shared.node.is_caught_up(),
-        context_actors: shared.context_actors(),
-        sync: shared.node.metrics(),
-    }
-}
-
 async fn node(State(shared): State<Arc<Shared>>) -> Json<NodeView> {
-    Json(node_view(&shared))
+    Json(NodeView::of(&shared))
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    match crate::metrics::render(&shared) {
+    match crate::metrics::render(&Snapshot::of(&shared)) {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,
@@ -521,5 +397,5 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn page(State(shared): State<Arc<Shared>>) -> Html<String> {
-    Html(crate::page::render(&shared))
+    Html(crate::page::render(&Snapshot::of(&shared)))
 }

@@ -5,7 +5,6 @@
 use std::{
     collections::{BTreeMap, HashMap},
     path::PathBuf,
-    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
@@ -207,7 +206,7 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<DemoReport> {
         if killed_at.is_none() && start.elapsed() >= config.duration / 2 && agents.len() > 1 {
             // Kill the agent checking the most origins (never hc-0: it serves the page).
             let victim = (1..agents.len())
-                .max_by_key(|&i| agents[i].shared().stats.owned.load(Ordering::Relaxed))
+                .max_by_key(|&i| agents[i].shared().check_stats().owned)
                 .unwrap_or(1);
             let name = agents[victim].node().to_owned();
             for (id, by) in &seen {
@@ -311,13 +310,7 @@ fn print_summary(
     let count = |s: Status| health.values().filter(|r| r.status == s).count();
     let owners: Vec<String> = agents
         .iter()
-        .map(|a| {
-            format!(
-                "{}:{}",
-                a.node(),
-                a.shared().stats.owned.load(Ordering::Relaxed)
-            )
-        })
+        .map(|a| format!("{}:{}", a.node(), a.shared().check_stats().owned))
         .collect();
     let alive = agents[0]
         .shared()

@@ -1,7 +1,6 @@
 //! Prometheus metrics, rendered with `prometheus-client` at each scrape from
-//! the agent's counters and the sync and membership snapshots.
-
-use std::sync::atomic::Ordering;
+//! a [`Snapshot`] of the agent (its counters and the sync and membership
+//! counters): a pure function of the snapshot.
 
 use prometheus_client::{
     encoding::text::encode,
@@ -9,7 +8,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{agent::Shared, record::Status};
+use crate::{record::Status, snapshot::Snapshot};
 
 type Labels = Vec<(String, String)>;
 
@@ -39,160 +38,166 @@ fn gauge_family(
 ///
 /// # Errors
 /// A formatting error (not expected).
-pub fn render(shared: &Shared) -> Result<String, std::fmt::Error> {
+pub fn render(snapshot: &Snapshot) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
-    let s = &shared.stats;
+    checks(&mut registry, snapshot);
+    api(&mut registry, snapshot);
+    descriptors(&mut registry, snapshot);
+    origins(&mut registry, snapshot);
+    sync(&mut registry, snapshot);
+    cluster_key(&mut registry, snapshot);
+    members(&mut registry, snapshot);
+    let mut out = String::new();
+    encode(&mut out, &registry)?;
+    Ok(out)
+}
 
+/// What the check core counts.
+fn checks(registry: &mut Registry, snapshot: &Snapshot) {
+    let s = snapshot.checks;
     let checks: Family<Labels, Counter> = Family::default();
     checks
         .get_or_create(&vec![("result".into(), "ok".into())])
-        .inc_by(s.checks_ok.load(Ordering::Relaxed));
+        .inc_by(s.checks_ok);
     checks
         .get_or_create(&vec![("result".into(), "failed".into())])
-        .inc_by(s.checks_failed.load(Ordering::Relaxed));
+        .inc_by(s.checks_failed);
     registry.register(
         "healthcheck_checks",
         "Checks run by this agent, by result",
         checks,
     );
-
     let owned: Gauge = Gauge::default();
-    owned.set(s.owned.load(Ordering::Relaxed) as i64);
+    owned.set(i64::try_from(s.owned).unwrap_or(i64::MAX));
     registry.register(
         "healthcheck_owned_origins",
         "Origins this agent checks now",
         owned,
     );
     counter(
-        &mut registry,
+        registry,
         "healthcheck_takeovers",
         "Origins taken over from a silent higher-ranked agent",
-        s.takeovers.load(Ordering::Relaxed),
+        s.takeovers,
     );
     counter(
-        &mut registry,
+        registry,
         "healthcheck_records_written",
         "Health records written by this agent",
-        s.records_written.load(Ordering::Relaxed),
+        s.records_written,
     );
+}
 
-    if let Some(api) = shared.api_connections.get() {
-        let c = api.get();
-        let open: Gauge = Gauge::default();
-        open.set(i64::try_from(c.open).unwrap_or(i64::MAX));
-        registry.register(
-            "healthcheck_api_connections",
-            "API connections open now",
-            open,
-        );
-        let closed: Family<Labels, Counter> = Family::default();
-        for (why, n) in [
-            ("evicted", c.evicted),
-            ("idle", c.idle_closed),
-            ("refused", c.refused),
-        ] {
-            closed
-                .get_or_create(&vec![("reason".into(), why.into())])
-                .inc_by(n);
-        }
-        registry.register(
-            "healthcheck_api_connections_closed",
-            "API connections closed by the agent: evicted at the cap (the longest idle), idle past the idle timeout, refused (every connection busy)",
-            closed,
-        );
+/// The API server's connections.
+fn api(registry: &mut Registry, snapshot: &Snapshot) {
+    let Some(c) = snapshot.api_connections else {
+        return;
+    };
+    let open: Gauge = Gauge::default();
+    open.set(i64::try_from(c.open).unwrap_or(i64::MAX));
+    registry.register(
+        "healthcheck_api_connections",
+        "API connections open now",
+        open,
+    );
+    let closed: Family<Labels, Counter> = Family::default();
+    for (why, n) in [
+        ("evicted", c.evicted),
+        ("idle", c.idle_closed),
+        ("refused", c.refused),
+    ] {
+        closed
+            .get_or_create(&vec![("reason".into(), why.into())])
+            .inc_by(n);
     }
-    let d = &shared.descriptors;
+    registry.register(
+        "healthcheck_api_connections_closed",
+        "API connections closed by the agent: evicted at the cap (the longest idle), idle past the idle timeout, refused (every connection busy)",
+        closed,
+    );
+}
+
+/// How the descriptor limit is shared.
+fn descriptors(registry: &mut Registry, snapshot: &Snapshot) {
+    let d = &snapshot.descriptors;
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     gauge_family(
-        &mut registry,
+        registry,
         "healthcheck_descriptor_budget",
         "How the descriptor limit is shared (see the descriptors module)",
         "part",
         &[
-            ("limit", i64::try_from(d.limit).unwrap_or(i64::MAX)),
-            ("reserved", i64::try_from(d.reserved).unwrap_or(i64::MAX)),
-            ("api", i64::try_from(d.api).unwrap_or(i64::MAX)),
-            (
-                "checks_in_flight",
-                i64::try_from(d.checks_in_flight).unwrap_or(i64::MAX),
-            ),
-            (
-                "checks_idle",
-                i64::try_from(d.checks_idle).unwrap_or(i64::MAX),
-            ),
+            ("limit", n(d.limit)),
+            ("reserved", n(d.reserved)),
+            ("api", n(d.api as u64)),
+            ("checks_in_flight", n(d.checks_in_flight as u64)),
+            ("checks_idle", n(d.checks_idle as u64)),
         ],
     );
+}
 
-    let health = shared.all_health();
+/// Registered origins by visible status.
+fn origins(registry: &mut Registry, snapshot: &Snapshot) {
     let (mut up, mut down, mut unknown) = (0i64, 0i64, 0i64);
-    for (id, _) in shared.origins() {
-        match health.get(&id).map(|r| r.status) {
+    for (id, _) in &snapshot.origins {
+        match snapshot.health.get(id).map(|r| r.status) {
             Some(Status::Up) => up += 1,
             Some(Status::Down) => down += 1,
             _ => unknown += 1,
         }
     }
     gauge_family(
-        &mut registry,
+        registry,
         "healthcheck_origins",
         "Registered origins by visible status",
         "status",
         &[("up", up), ("down", down), ("unknown", unknown)],
     );
+}
 
-    let m = shared.node.metrics();
-    counter(
-        &mut registry,
-        "sync_rounds",
-        "Anti-entropy pull rounds",
-        m.rounds,
-    );
-    counter(
-        &mut registry,
-        "sync_bytes_sent",
-        "Sync bytes sent (frames, all replicas)",
-        m.bytes_sent(),
-    );
-    counter(
-        &mut registry,
-        "sync_bytes_received",
-        "Sync bytes received (frames, all replicas)",
-        m.bytes_received(),
-    );
-    counter(
-        &mut registry,
-        "sync_deltas_applied",
-        "Answers with a delta joined",
-        m.deltas_applied,
-    );
-    counter(
-        &mut registry,
-        "sync_full_state_answers",
-        "Full-state answers sent (peer behind a purge)",
-        m.full_state_answers_sent,
-    );
-    counter(
-        &mut registry,
-        "sync_notifies_sent",
-        "Notifications sent",
-        m.notifies_sent,
-    );
-    counter(
-        &mut registry,
-        "sync_rejections",
-        "Sync connections refused",
-        m.rejections,
-    );
-    counter(
-        &mut registry,
-        "sync_errors",
-        "Sync connection errors, timeouts and malformed frames",
-        m.errors,
-    );
+/// The sync node's counters.
+fn sync(registry: &mut Registry, snapshot: &Snapshot) {
+    let m = &snapshot.node.sync;
+    for (name, help, value) in [
+        ("sync_rounds", "Anti-entropy pull rounds", m.rounds),
+        (
+            "sync_bytes_sent",
+            "Sync bytes sent (frames, all replicas)",
+            m.bytes_sent(),
+        ),
+        (
+            "sync_bytes_received",
+            "Sync bytes received (frames, all replicas)",
+            m.bytes_received(),
+        ),
+        (
+            "sync_deltas_applied",
+            "Answers with a delta joined",
+            m.deltas_applied,
+        ),
+        (
+            "sync_full_state_answers",
+            "Full-state answers sent (peer behind a purge)",
+            m.full_state_answers_sent,
+        ),
+        ("sync_notifies_sent", "Notifications sent", m.notifies_sent),
+        ("sync_rejections", "Sync connections refused", m.rejections),
+        (
+            "sync_errors",
+            "Sync connection errors, timeouts and malformed frames",
+            m.errors,
+        ),
+    ] {
+        counter(registry, name, help, value);
+    }
+}
 
+/// Cluster traffic refused by the key or the cluster name, and the keys.
+fn cluster_key(registry: &mut Registry, snapshot: &Snapshot) {
     let rejected: Family<Labels, Counter> = Family::default();
     for (transport, counts) in [
-        ("sync", shared.node.rejections()),
-        ("swim", shared.swim_rejections.snapshot()),
+        ("sync", snapshot.sync_rejections),
+        ("swim", snapshot.swim_rejections),
     ] {
         for (reason, n) in counts.by_reason() {
             rejected
@@ -209,18 +214,21 @@ pub fn render(shared: &Shared) -> Result<String, std::fmt::Error> {
         rejected,
     );
     let keys: Gauge = Gauge::default();
-    keys.set(shared.keyring.as_ref().map_or(0, |k| k.ids().len() as i64));
+    keys.set(i64::try_from(snapshot.cluster_keys).unwrap_or(i64::MAX));
     registry.register(
         "cluster_keys",
         "Keys in the cluster keyring (0: cluster traffic is plaintext)",
         keys,
     );
+}
 
-    let members = shared.members();
-    let count =
-        |st: membership::MemberState| members.iter().filter(|x| x.state == st).count() as i64;
+/// Members known to SWIM, by state.
+fn members(registry: &mut Registry, snapshot: &Snapshot) {
+    let count = |st: membership::MemberState| {
+        snapshot.members.iter().filter(|x| x.state == st).count() as i64
+    };
     gauge_family(
-        &mut registry,
+        registry,
         "membership_members",
         "Members known to SWIM (this agent included), by state",
         "state",
@@ -230,8 +238,4 @@ pub fn render(shared: &Shared) -> Result<String, std::fmt::Error> {
             ("down", count(membership::MemberState::Down)),
         ],
     );
-
-    let mut out = String::new();
-    encode(&mut out, &registry)?;
-    Ok(out)
 }

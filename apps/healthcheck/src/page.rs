@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::{agent::Shared, record::Status};
+use crate::{record::Status, snapshot::Snapshot};
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -20,10 +20,10 @@ fn ago(ms: u64, now: u64) -> String {
     }
 }
 
-/// The page's HTML.
-pub fn render(shared: &Shared) -> String {
-    let node = crate::api::node_view(shared);
-    let now = crate::registry::now_ms();
+/// The page's HTML, from `snapshot` alone.
+pub fn render(snapshot: &Snapshot) -> String {
+    let node = &snapshot.node;
+    let now = snapshot.now_ms;
     let mut h = String::with_capacity(16 * 1024);
     let _ = write!(
         h,
@@ -47,7 +47,7 @@ pub fn render(shared: &Shared) -> String {
     h.push_str(
         "<h2>Members</h2><table><tr><th>id</th><th>gossip</th><th>sync</th><th>state</th></tr>",
     );
-    for m in shared.members() {
+    for m in &snapshot.members {
         let state = match m.state {
             membership::MemberState::Alive => "alive",
             membership::MemberState::Suspect => "suspect",
@@ -62,14 +62,13 @@ pub fn render(shared: &Shared) -> String {
         );
     }
     h.push_str("</table><h2>Origins</h2><table><tr><th>id</th><th>address</th><th>kind</th><th>status</th><th>since</th><th>checked by</th><th>checked</th><th>latency</th><th>reason</th></tr>");
-    let health = shared.all_health();
-    for (id, spec) in shared.origins() {
-        let r = health.get(&id);
+    for (id, spec) in &snapshot.origins {
+        let r = snapshot.health.get(id);
         let status = r.map_or(Status::Unknown, |r| r.status).as_str();
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td class={status}>{status}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&id),
+            escape(id),
             escape(&spec.address),
             spec.kind,
             r.map_or(String::new(), |r| ago(r.since_ms, now)),

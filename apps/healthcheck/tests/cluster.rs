@@ -6,7 +6,6 @@
 use std::{
     collections::BTreeMap,
     path::PathBuf,
-    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
@@ -149,11 +148,8 @@ async fn each_origin_has_exactly_one_checker_and_a_killed_owner_is_replaced() {
     origins.iter().for_each(|(_, o)| o.reset_hits());
     let totals = |agents: &[Agent]| -> (u64, u64) {
         agents.iter().fold((0, 0), |(c, r), a| {
-            let s = &a.shared().stats;
-            (
-                c + s.checks_ok.load(Ordering::Relaxed) + s.checks_failed.load(Ordering::Relaxed),
-                r + s.records_written.load(Ordering::Relaxed),
-            )
+            let s = a.shared().check_stats();
+            (c + s.checks_ok + s.checks_failed, r + s.records_written)
         })
     };
     let (checks_before, records_before) = totals(&agents);
@@ -433,7 +429,7 @@ async fn the_api_contract_and_a_registry_that_survives_a_full_restart() {
         );
     }
     for (i, a) in restarted.iter().enumerate() {
-        a.shared().node.ready().await;
+        a.shared().node().ready().await;
         let ids: Vec<String> = a.shared().origins().into_iter().map(|(id, _)| id).collect();
         assert_eq!(
             ids,
@@ -458,7 +454,7 @@ async fn the_api_contract_and_a_registry_that_survives_a_full_restart() {
     assert!(
         restarted
             .iter()
-            .map(|a| a.shared().stats.checks_ok.load(Ordering::Relaxed))
+            .map(|a| a.shared().check_stats().checks_ok)
             .sum::<u64>()
             > 0
     );

@@ -127,7 +127,7 @@ async fn keyed_agents_refuse_a_keyless_one_and_rotate_their_key_live() {
         .expect("agent starts");
     put(&plain, "from-plain").await;
     until("the keyless agent's datagrams are counted", || {
-        agents[0].shared().swim_rejections.snapshot().plaintext > 0
+        agents[0].shared().swim_rejections().plaintext > 0
     })
     .await;
     assert!(
@@ -153,13 +153,10 @@ async fn keyed_agents_refuse_a_keyless_one_and_rotate_their_key_live() {
         }
     }
     for a in &agents {
-        assert_eq!(
-            a.shared().keyring.as_ref().map(|k| k.ids()),
-            Some(vec![new.id()])
-        );
+        assert_eq!(a.shared().keyring().map(|k| k.ids()), Some(vec![new.id()]));
         assert_eq!(live(a), 3, "no agent lost during the rotation");
-        let sync = a.shared().node.rejections();
-        let swim = a.shared().swim_rejections.snapshot();
+        let sync = a.shared().node().rejections();
+        let swim = a.shared().swim_rejections();
         assert_eq!(
             (
                 sync.unknown_key,
@@ -179,7 +176,7 @@ async fn keyed_agents_refuse_a_keyless_one_and_rotate_their_key_live() {
     std::fs::write(base.join("hc-0.keys"), "not a key\n").expect("write");
     assert!(agents[0].shared().reload_keys().is_err());
     assert_eq!(
-        agents[0].shared().keyring.as_ref().map(|k| k.primary_id()),
+        agents[0].shared().keyring().map(|k| k.primary_id()),
         Some(new.id())
     );
     for a in agents {

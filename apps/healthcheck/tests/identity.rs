@@ -218,12 +218,12 @@ fn alive(a: &Agent) -> usize {
 fn context_actors(a: &Agent) -> (usize, usize) {
     let origins = a
         .shared()
-        .node
+        .node()
         .read::<Registry, _>(ORIGINS, |m| m.context().actors().count())
         .expect("registered");
     let health = a
         .shared()
-        .node
+        .node()
         .read::<HealthMap, _>(HEALTH, |m| m.context().actors().count())
         .expect("registered");
     (origins, health)
@@ -266,7 +266,7 @@ async fn contexts_do_not_grow_with_restarts() {
         let a = Agent::start(config(2, &base, vec![seed]))
             .await
             .expect("restart");
-        a.shared().node.ready().await;
+        a.shared().node().ready().await;
         actors.insert(a.shared().actor());
         // every restart writes: a registration and (as owner or stand-in)
         // health records
@@ -431,12 +431,7 @@ async fn a_member_whose_sync_handshake_fails_owns_nothing() {
     .await;
     let takeovers: u64 = agents
         .iter()
-        .map(|a| {
-            a.shared()
-                .stats
-                .takeovers
-                .load(std::sync::atomic::Ordering::Relaxed)
-        })
+        .map(|a| a.shared().check_stats().takeovers)
         .sum();
     assert_eq!(
         takeovers, 0,
@@ -445,7 +440,7 @@ async fn a_member_whose_sync_handshake_fails_owns_nothing() {
     for a in &agents {
         assert!(
             !a.shared()
-                .node
+                .node()
                 .verified_peers()
                 .contains(&sync::NodeId("ghost".into()))
         );

@@ -45,14 +45,14 @@ async fn a_new_agent_joins_a_cluster_of_200_000_registered_origins() {
     let a = Agent::start(config(0, &base, vec![]))
         .await
         .expect("starts");
-    a.shared().node.ready().await;
+    a.shared().node().ready().await;
     // Checked once a day: this test is about the registry, not the checks.
     let mut spec = OriginSpec::new("10.255.255.1:80");
     spec.interval_ms = 86_400_000;
     let ids: Vec<String> = (0..ORIGINS_N).map(|i| format!("origin-{i:06}")).collect();
     for batch in ids.chunks(20_000) {
         a.shared()
-            .node
+            .node()
             .write::<Registry, _>(ORIGINS, |m| {
                 for id in batch {
                     m.insert(
@@ -66,11 +66,11 @@ async fn a_new_agent_joins_a_cluster_of_200_000_registered_origins() {
             })
             .expect("ready");
     }
-    a.shared().node.flush().await.expect("durable");
+    a.shared().node().flush().await.expect("durable");
     let size = |agent: &Agent| {
         agent
             .shared()
-            .node
+            .node()
             .read::<Registry, _>(ORIGINS, |m| m.len())
             .expect("registered")
     };
@@ -89,7 +89,7 @@ async fn a_new_agent_joins_a_cluster_of_200_000_registered_origins() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let m = b.shared().node.metrics();
+    let m = b.shared().node().metrics();
     eprintln!(
         "{ORIGINS_N} origins on the new agent after {:.1} s: {} chunks, {} bytes",
         t.elapsed().as_secs_f64(),
@@ -104,10 +104,10 @@ async fn a_new_agent_joins_a_cluster_of_200_000_registered_origins() {
     assert!(m.chunks_received > 1 && m.answers_dropped == 0);
     let equal = b
         .shared()
-        .node
+        .node()
         .read::<Registry, _>(ORIGINS, |mine| {
             a.shared()
-                .node
+                .node()
                 .read::<Registry, _>(ORIGINS, |theirs| mine == theirs)
                 .expect("registered")
         })

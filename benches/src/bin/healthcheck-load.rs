@@ -15,7 +15,6 @@ use std::{
     io::{BufRead, BufReader, Write},
     path::PathBuf,
     process::{Command, Stdio},
-    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
@@ -114,20 +113,21 @@ async fn throughput() {
         }
         // Warm up: every origin checked once, connections pooled.
         tokio::time::sleep(Duration::from_millis(interval_ms * 2 + 500)).await;
-        let stats = &agent.shared().stats;
+        let shared = agent.shared();
         let count = || {
-            stats.checks_ok.load(Ordering::Relaxed) + stats.checks_failed.load(Ordering::Relaxed)
+            let s = shared.check_stats();
+            s.checks_ok + s.checks_failed
         };
         let (c0, f0, cpu0, t0) = (
             count(),
-            stats.checks_failed.load(Ordering::Relaxed),
+            shared.check_stats().checks_failed,
             cpu_seconds(),
             Instant::now(),
         );
         tokio::time::sleep(Duration::from_secs(10)).await;
         let elapsed = t0.elapsed().as_secs_f64();
         let checks = (count() - c0) as f64;
-        let failed = stats.checks_failed.load(Ordering::Relaxed) - f0;
+        let failed = shared.check_stats().checks_failed - f0;
         let cpu = cpu_seconds() - cpu0;
         println!(
             "| {origins} | {interval_ms} ms | {:.0} | {:.0} | {failed} | {:.2} | {:.0} |",

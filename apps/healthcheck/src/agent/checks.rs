@@ -9,7 +9,7 @@
 //! a channel; records are written to the node.
 
 use std::{
-    sync::{Arc, atomic::Ordering},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -17,12 +17,12 @@ use membership::MembershipEvent;
 use sync::Event;
 use tokio::sync::{broadcast, mpsc};
 
-use super::Shared;
 use crate::{
     check_core::{Action, CheckCore, CheckCoreConfig, Params},
     checker::{CheckOutcome, Checker},
     ownership::OwnershipConfig,
     registry::{HEALTH, HealthMap, ORIGINS, Registry, now_ms},
+    shared::Shared,
     spec::OriginSpec,
 };
 
@@ -135,15 +135,7 @@ impl Loop {
                 }
             }
         }
-        let stats = self.core.stats();
-        let s = &self.shared.stats;
-        s.checks_ok.store(stats.checks_ok, Ordering::Relaxed);
-        s.checks_failed
-            .store(stats.checks_failed, Ordering::Relaxed);
-        s.owned.store(stats.owned, Ordering::Relaxed);
-        s.takeovers.store(stats.takeovers, Ordering::Relaxed);
-        s.records_written
-            .store(stats.records_written, Ordering::Relaxed);
+        self.shared.publish_check_stats(self.core.stats());
     }
 
     fn spawn_check(&self, origin: String, spec: OriginSpec) {

@@ -1,0 +1,61 @@
+//! [`Snapshot`]: everything the metrics and the status page show, read
+//! once from [`Shared`] into plain data. [`crate::metrics`] and
+//! [`crate::page`] render from it and import nothing of the agent, so they
+//! are pure functions, testable without one.
+
+use std::collections::BTreeMap;
+
+use membership::MemberInfo;
+
+use crate::{
+    api_server::ConnectionStats, check_core::CheckStats, descriptors::Budget, node_view::NodeView,
+    record::HealthRecord, shared::Shared, spec::OriginSpec,
+};
+
+/// The agent's state at one moment, for rendering.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// What `GET /v1/node` shows.
+    pub node: NodeView,
+    /// The check core's counters.
+    pub checks: CheckStats,
+    /// Every member known to SWIM, this agent first.
+    pub members: Vec<MemberInfo>,
+    /// The registered origins, ascending by id.
+    pub origins: Vec<(String, OriginSpec)>,
+    /// Every visible health record.
+    pub health: BTreeMap<String, HealthRecord>,
+    /// The API server's connection counters, once it runs.
+    pub api_connections: Option<ConnectionStats>,
+    /// How the descriptor limit is shared.
+    pub descriptors: Budget,
+    /// Sync frames refused by the cluster key or name.
+    pub sync_rejections: seal::RejectionCounts,
+    /// SWIM datagrams refused by the cluster key or name.
+    pub swim_rejections: seal::RejectionCounts,
+    /// Keys in the cluster keyring (0: plaintext).
+    pub cluster_keys: usize,
+    /// The wall clock when it was taken (ms since the Unix epoch).
+    pub now_ms: u64,
+}
+
+impl Snapshot {
+    /// Reads `shared` now.
+    pub fn of(shared: &Shared) -> Self {
+        let origins = shared.origins();
+        let members = shared.members();
+        Snapshot {
+            node: NodeView::with(shared, origins.len(), &members),
+            checks: shared.check_stats(),
+            members,
+            origins,
+            health: shared.all_health(),
+            api_connections: shared.api_connections.get().map(|c| c.get()),
+            descriptors: shared.descriptors,
+            sync_rejections: shared.node().rejections(),
+            swim_rejections: shared.swim_rejections.snapshot(),
+            cluster_keys: shared.keyring.as_ref().map_or(0, |k| k.ids().len()),
+            now_ms: crate::registry::now_ms(),
+        }
+    }
+}
