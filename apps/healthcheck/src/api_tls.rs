@@ -23,12 +23,13 @@ use tokio_rustls::TlsAcceptor;
 #[derive(Debug, Error)]
 pub enum TlsError {
     /// A file could not be read or is not PEM of the expected kind.
-    #[error("{path}: {what}")]
+    #[error("cannot use {path}")]
     File {
         /// The file.
         path: PathBuf,
         /// What is wrong with it.
-        what: String,
+        #[source]
+        source: rustls::pki_types::pem::Error,
     },
     /// The certificate file holds no certificate.
     #[error("{path}: no certificate (PEM `CERTIFICATE` blocks, the server's first)")]
@@ -37,19 +38,20 @@ pub enum TlsError {
         path: PathBuf,
     },
     /// The key does not belong to the certificate, or rustls refuses it.
-    #[error("{key} does not fit {cert}: {what}")]
+    #[error("{key} does not fit {cert}")]
     Mismatch {
         /// The certificate file.
         cert: PathBuf,
         /// The key file.
         key: PathBuf,
         /// What rustls said.
-        what: String,
+        #[source]
+        source: rustls::Error,
     },
     /// Building the TLS configuration failed (a bug or an unusable
     /// provider).
-    #[error("tls configuration: {0}")]
-    Config(String),
+    #[error("tls configuration")]
+    Config(#[source] rustls::Error),
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -58,24 +60,24 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// Reads a certificate chain and its key and checks they fit.
 fn load(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
-    let file = |path: &Path, what: String| TlsError::File {
+    let file = |path: &Path, source| TlsError::File {
         path: path.to_owned(),
-        what,
+        source,
     };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| file(cert, e.to_string()))?
+        .map_err(|e| file(cert, e))?
         .collect::<Result<_, _>>()
-        .map_err(|e| file(cert, e.to_string()))?;
+        .map_err(|e| file(cert, e))?;
     if chain.is_empty() {
         return Err(TlsError::NoCertificate {
             path: cert.to_owned(),
         });
     }
-    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| file(key, e.to_string()))?;
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| file(key, e))?;
     CertifiedKey::from_der(chain, private, &provider()).map_err(|e| TlsError::Mismatch {
         cert: cert.to_owned(),
         key: key.to_owned(),
-        what: e.to_string(),
+        source: e,
     })
 }
 
@@ -110,7 +112,7 @@ impl ApiTls {
         let current = Arc::new(Current(RwLock::new(Arc::new(load(cert, key)?))));
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Config(e.to_string()))?
+            .map_err(TlsError::Config)?
             .with_no_client_auth()
             .with_cert_resolver(current.clone());
         config.alpn_protocols = vec![b"http/1.1".to_vec()];

@@ -144,7 +144,7 @@ pub enum CheckerError {
     #[error("user_agent {0:?} is not a valid header value")]
     InvalidUserAgent(String),
     /// The HTTP client (its TLS configuration) could not be built.
-    #[error("cannot build the HTTP client: {0}")]
+    #[error("cannot build the HTTP client")]
     Client(#[source] reqwest::Error),
 }
 

@@ -20,7 +20,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum KeyFileError {
     /// The file could not be read.
-    #[error("{path}: {source}")]
+    #[error("cannot read the key file {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -29,7 +29,7 @@ pub enum KeyFileError {
         source: std::io::Error,
     },
     /// A line is not a key.
-    #[error("{path}:{line}: {source}")]
+    #[error("{path}:{line}: not a key")]
     BadKey {
         /// The file.
         path: PathBuf,

@@ -10,11 +10,22 @@ pub enum StartError {
     /// The data dir's store could not be opened or read.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A listener could not be bound, or another socket error.
-    #[error("{what}: {source}")]
+    /// An operating-system call failed (raising the descriptor limit).
+    #[error("{what}")]
     Io {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A listener could not be bound to its address.
+    #[error("cannot bind the {what} to {addr}")]
+    Bind {
         /// Which listener.
         what: &'static str,
+        /// The address.
+        addr: SocketAddr,
         /// The error.
         #[source]
         source: std::io::Error,
@@ -59,8 +70,8 @@ pub enum StartError {
         their_sync: SocketAddr,
     },
     /// The HTTP client for checks could not be built.
-    #[error("checker: {0}")]
-    Checker(String),
+    #[error("checker")]
+    Checker(#[from] crate::checker::CheckerError),
     /// The descriptor limit cannot hold the connections the config asks
     /// for.
     #[error(transparent)]

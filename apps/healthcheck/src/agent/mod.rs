@@ -129,7 +129,7 @@ impl Agent {
         let (storage, migrated) = crate::store::open(&config.data_dir)?;
         let peers = Arc::new(LatePeers::default());
         let limit = crate::descriptors::raise().map_err(|source| StartError::Io {
-            what: "descriptor limit",
+            what: "raising the descriptor limit",
             source,
         })?;
         if let Some(before) = limit.raised_from {
@@ -209,12 +209,13 @@ impl Agent {
         }
         let api_listener = tokio::net::TcpListener::bind(config.api_listen)
             .await
-            .map_err(|source| StartError::Io {
+            .map_err(|source| StartError::Bind {
                 what: "api listener",
+                addr: config.api_listen,
                 source,
             })?;
         let api_addr = api_listener.local_addr().map_err(|source| StartError::Io {
-            what: "api listener",
+            what: "reading the api listener's address",
             source,
         })?;
 
@@ -235,8 +236,7 @@ impl Agent {
             ),
             targets: targets.clone(),
             max_idle_connections: descriptors.checks_idle,
-        })
-        .map_err(|e| StartError::Checker(e.to_string()))?;
+        })?;
 
         let membership_events = membership.subscribe();
         let swim_rejections = membership.rejection_counters();
