@@ -86,39 +86,80 @@ fn window(origins: &[(String, FakeOrigin)]) -> BTreeMap<String, BTreeMap<String,
 /// # Errors
 /// If an agent or a fake origin cannot start.
 pub async fn run(config: DemoConfig) -> anyhow::Result<DemoReport> {
-    let mut report = DemoReport::default();
     let base = std::env::temp_dir().join(format!("vantage-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
-
     println!(
         "starting {} fake origins and {} agents on 127.0.0.1 …",
         config.origins, config.nodes
     );
-    let mut origins: Vec<(String, FakeOrigin)> = Vec::new();
-    for i in 0..config.origins {
+    let origins = start_origins(config.origins).await?;
+    let secrets = Secrets::write(&base)?;
+    let agents = start_cluster(&config, &base, &secrets).await?;
+    register(&agents[0], &origins, config.interval).await?;
+    print_intro(&config, agents[0].api_addr(), &secrets);
+    let (report, agents) = watch(&config, agents, &origins).await;
+    print_outcome(&report);
+    for a in agents {
+        a.shutdown().await;
+    }
+    for (_, o) in origins {
+        o.shutdown().await;
+    }
+    let _ = std::fs::remove_dir_all(&base);
+    Ok(report)
+}
+
+/// The fake origins, `origin-000` up, behaving as [`behaviour`] says.
+async fn start_origins(n: usize) -> anyhow::Result<Vec<(String, FakeOrigin)>> {
+    let mut origins = Vec::with_capacity(n);
+    for i in 0..n {
         origins.push((
             format!("origin-{i:03}"),
             FakeOrigin::start(behaviour(i)).await?,
         ));
     }
-    // The demo's cluster traffic is sealed with a fresh cluster key, as a
-    // production cluster's would be.
-    std::fs::create_dir_all(&base)?;
-    let key_file = base.join("cluster.keys");
-    std::fs::write(
-        &key_file,
-        format!("{}\n", seal::Key::generate().to_base64()),
-    )?;
-    // And its API asks for a token, as a production agent's should.
-    let token = crate::tokens::generate();
-    let token_file = base.join("api.tokens");
-    std::fs::write(&token_file, format!("write {token}\n"))?;
+    Ok(origins)
+}
+
+/// The demo's secrets: its cluster traffic is sealed with a fresh cluster
+/// key, and its API asks for a token, as a production cluster's should.
+struct Secrets {
+    key_file: PathBuf,
+    token_file: PathBuf,
+    token: String,
+}
+
+impl Secrets {
+    fn write(base: &std::path::Path) -> anyhow::Result<Secrets> {
+        std::fs::create_dir_all(base)?;
+        let key_file = base.join("cluster.keys");
+        std::fs::write(
+            &key_file,
+            format!("{}\n", seal::Key::generate().to_base64()),
+        )?;
+        let token = crate::tokens::generate();
+        let token_file = base.join("api.tokens");
+        std::fs::write(&token_file, format!("write {token}\n"))?;
+        Ok(Secrets {
+            key_file,
+            token_file,
+            token,
+        })
+    }
+}
+
+/// Starts `config.nodes` agents, each seeded with the first.
+async fn start_cluster(
+    config: &DemoConfig,
+    base: &std::path::Path,
+    secrets: &Secrets,
+) -> anyhow::Result<Vec<Agent>> {
     let mut agents: Vec<Agent> = Vec::new();
     for i in 0..config.nodes {
-        let mut c = AgentConfig::local(format!("hc-{i}"), data_dir(&base, i));
+        let mut c = AgentConfig::local(format!("hc-{i}"), data_dir(base, i));
         c.cluster = "demo".into();
-        c.key_file = Some(key_file.clone());
-        c.token_file = Some(token_file.clone());
+        c.key_file = Some(secrets.key_file.clone());
+        c.token_file = Some(secrets.token_file.clone());
         c.preset = Preset::Local;
         c.pull_interval = Duration::from_millis(500);
         c.takeover_grace = Duration::from_secs(1);
@@ -129,16 +170,29 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<DemoReport> {
             .unwrap_or_default();
         agents.push(Agent::start(c).await?);
     }
-    let api = agents[0].api_addr();
-    for (id, origin) in &origins {
+    Ok(agents)
+}
+
+/// Registers every fake origin through `agent`.
+async fn register(
+    agent: &Agent,
+    origins: &[(String, FakeOrigin)],
+    interval: Duration,
+) -> anyhow::Result<()> {
+    for (id, origin) in origins {
         let mut spec = OriginSpec::new(origin.addr().to_string());
         spec.path = "/health".into();
-        spec.interval_ms = config.interval.as_millis() as u64;
-        spec.timeout_ms = (config.interval.as_millis() as u64 / 2).max(10);
+        spec.interval_ms = interval.as_millis() as u64;
+        spec.timeout_ms = (interval.as_millis() as u64 / 2).max(10);
         spec.rise = 2;
         spec.fall = 2;
-        agents[0].shared().put_origin(id, spec).await?;
+        agent.shared().put_origin(id, spec).await?;
     }
+    Ok(())
+}
+
+fn print_intro(config: &DemoConfig, api: std::net::SocketAddr, secrets: &Secrets) {
+    let token = &secrets.token;
     println!(
         "status page of hc-0: http://{api}/   (API: http://{api}/v1/origins, metrics: http://{api}/metrics)"
     );
@@ -147,7 +201,7 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<DemoReport> {
     );
     println!(
         "cluster traffic sealed with a fresh cluster key ({})",
-        key_file.display()
+        secrets.key_file.display()
     );
     let dead = (0..config.origins)
         .filter(|i| matches!(behaviour(*i), Behaviour::Down))
@@ -161,14 +215,94 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<DemoReport> {
         config.duration / 2,
         config.duration
     );
+}
 
+/// The takeover being timed: when the victim was killed, the last time it
+/// checked each of its origins, and when another agent first did.
+#[derive(Default)]
+struct Takeover {
+    killed_at: Option<Instant>,
+    victim: Option<String>,
+    last_by_victim: HashMap<String, Instant>,
+    taken_over: HashMap<String, Instant>,
+}
+
+impl Takeover {
+    /// Whether origins of the victim are still waiting for another checker.
+    fn pending(&self) -> bool {
+        self.killed_at.is_some() && self.taken_over.len() < self.last_by_victim.len()
+    }
+
+    /// Notes the origins checked by someone other than the victim.
+    fn observe(&mut self, seen: &BTreeMap<String, BTreeMap<String, u64>>) {
+        let Some(victim) = &self.victim else {
+            return;
+        };
+        let now = Instant::now();
+        for (id, by) in seen {
+            if self.last_by_victim.contains_key(id)
+                && !self.taken_over.contains_key(id)
+                && by.keys().any(|n| n != victim)
+            {
+                self.taken_over.insert(id.clone(), now);
+            }
+        }
+    }
+
+    /// Kills the agent checking the most origins (never hc-0: it serves the
+    /// page), noting what it was checking in the last window.
+    async fn kill_busiest(
+        &mut self,
+        agents: &mut Vec<Agent>,
+        seen: &BTreeMap<String, BTreeMap<String, u64>>,
+    ) {
+        let victim = (1..agents.len())
+            .max_by_key(|&i| agents[i].shared().check_stats().owned)
+            .unwrap_or(1);
+        let name = agents[victim].node().to_owned();
+        for (id, by) in seen {
+            if by.contains_key(&name) {
+                self.last_by_victim.insert(id.clone(), Instant::now());
+            }
+        }
+        let agent = agents.remove(victim);
+        println!(
+            ">>> killing {name} (it was checking {} origins)",
+            self.last_by_victim.len()
+        );
+        agent.kill().await;
+        self.killed_at = Some(Instant::now());
+        self.victim = Some(name);
+    }
+
+    /// Puts the victim, its orphans and their gaps into `report`.
+    fn report(&self, report: &mut DemoReport) {
+        report.killed = self.victim.clone();
+        report.orphaned = self.last_by_victim.len();
+        for (id, last) in &self.last_by_victim {
+            match self.taken_over.get(id) {
+                Some(t) => report.gaps.push(t.saturating_duration_since(*last)),
+                None => report.never_taken_over += 1,
+            }
+        }
+        report.gaps.sort();
+    }
+}
+
+/// Watches the cluster for `config.duration`, printing a summary line per
+/// tick and killing one agent halfway; returns the report and the agents
+/// still running.
+async fn watch(
+    config: &DemoConfig,
+    mut agents: Vec<Agent>,
+    origins: &[(String, FakeOrigin)],
+) -> (DemoReport, Vec<Agent>) {
+    let mut report = DemoReport::default();
     let start = Instant::now();
     let tick = Duration::from_secs(2);
     let mut total_checks = 0u64;
-    let mut killed_at: Option<Instant> = None;
-    let mut last_by_victim: HashMap<String, Instant> = HashMap::new();
-    let mut taken_over: HashMap<String, Instant> = HashMap::new();
-    window(&origins);
+    let mut takeover = Takeover::default();
+    window(origins);
     let mut last_tick = Instant::now();
     // Checkers per origin since the last summary line.
     let mut acc: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
@@ -177,13 +311,13 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<DemoReport> {
         .collect();
     while start.elapsed() < config.duration {
         // Poll fast around the kill to time the takeover; otherwise per tick.
-        let step = if killed_at.is_some() && taken_over.len() < last_by_victim.len() {
+        let step = if takeover.pending() {
             Duration::from_millis(50)
         } else {
             tick
         };
         tokio::time::sleep(step).await;
-        let seen = window(&origins);
+        let seen = window(origins);
         total_checks += seen.values().flat_map(|by| by.values()).sum::<u64>();
         for (id, by) in &seen {
             let entry = acc.entry(id.clone()).or_default();
@@ -191,38 +325,12 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<DemoReport> {
                 *entry.entry(node.clone()).or_default() += n;
             }
         }
-        if let (Some(at), Some(victim)) = (killed_at, report.killed.as_ref()) {
-            let now = Instant::now();
-            for (id, by) in &seen {
-                if last_by_victim.contains_key(id)
-                    && !taken_over.contains_key(id)
-                    && by.keys().any(|n| n != victim)
-                {
-                    taken_over.insert(id.clone(), now);
-                }
-            }
-            let _ = at;
-        }
-        if killed_at.is_none() && start.elapsed() >= config.duration / 2 && agents.len() > 1 {
-            // Kill the agent checking the most origins (never hc-0: it serves the page).
-            let victim = (1..agents.len())
-                .max_by_key(|&i| agents[i].shared().check_stats().owned)
-                .unwrap_or(1);
-            let name = agents[victim].node().to_owned();
-            for (id, by) in &seen {
-                if by.contains_key(&name) {
-                    last_by_victim.insert(id.clone(), Instant::now());
-                }
-            }
-            let agent = agents.remove(victim);
-            println!(
-                ">>> killing {name} (it was checking {} origins)",
-                last_by_victim.len()
-            );
-            agent.kill().await;
-            killed_at = Some(Instant::now());
-            report.killed = Some(name);
-            report.orphaned = last_by_victim.len();
+        takeover.observe(&seen);
+        if takeover.killed_at.is_none()
+            && start.elapsed() >= config.duration / 2
+            && agents.len() > 1
+        {
+            takeover.kill_busiest(&mut agents, &seen).await;
             continue;
         }
         if last_tick.elapsed() >= tick {
@@ -235,19 +343,17 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<DemoReport> {
                 elapsed,
                 start.elapsed(),
                 &mut report,
-                killed_at.is_some(),
+                takeover.killed_at.is_some(),
             );
             acc.clear();
         }
     }
-    for (id, last) in &last_by_victim {
-        match taken_over.get(id) {
-            Some(t) => report.gaps.push(t.saturating_duration_since(*last)),
-            None => report.never_taken_over += 1,
-        }
-    }
-    report.gaps.sort();
+    takeover.report(&mut report);
     report.checks_per_second = total_checks as f64 / start.elapsed().as_secs_f64();
+    (report, agents)
+}
+
+fn print_outcome(report: &DemoReport) {
     println!();
     if let Some(k) = &report.killed {
         let max = report.gaps.last().copied().unwrap_or_default();
@@ -272,14 +378,6 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<DemoReport> {
         "{:.0} checks/s on average; {} two-second windows had an origin checked by two agents",
         report.checks_per_second, report.duplicate_windows
     );
-    for a in agents {
-        a.shutdown().await;
-    }
-    for (_, o) in origins {
-        o.shutdown().await;
-    }
-    let _ = std::fs::remove_dir_all(&base);
-    Ok(report)
 }
 
 fn data_dir(base: &std::path::Path, i: usize) -> PathBuf {
