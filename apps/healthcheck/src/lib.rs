@@ -16,9 +16,13 @@ pub mod api_server;
 pub mod api_tls;
 pub mod checker;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod descriptors;
+#[cfg(feature = "demo")]
 pub mod fake_origin;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod keys;
 pub mod metrics;
 pub mod ownership;
@@ -31,4 +35,6 @@ pub mod schedule;
 pub mod spec;
 pub mod store;
 pub mod targets;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tokens;
