@@ -166,6 +166,42 @@ impl Net {
             .is_some_and(|(_, c)| c.members().any(|m| m.gossip_addr == whom))
     }
 
+    /// Hands `data` to the core at `to` as a datagram from `from`, checked:
+    /// a refusal is a `Rejected` error naming the sender with a reason and
+    /// is counted; an oversize datagram never reaches foca.
+    ///
+    /// # Panics
+    /// When `handle_datagram` panics or one of those does not hold.
+    pub fn throw(&mut self, to: SocketAddr, from: SocketAddr, data: &[u8]) {
+        let now = self.now;
+        let core = self.core(to);
+        let before = core.metrics().clone();
+        let result = core.handle_datagram(now, from, data);
+        let after = core.metrics();
+        match result {
+            Ok(()) => {}
+            Err(MembershipError::Rejected {
+                from: named,
+                reason,
+            }) => {
+                assert_eq!(named, from, "the error names the sender");
+                assert!(!reason.is_empty(), "the error says why");
+                assert_eq!(
+                    after.datagrams_rejected,
+                    before.datagrams_rejected + 1,
+                    "a refusal is counted"
+                );
+            }
+            Err(other) => panic!("a datagram can only be refused, got {other}"),
+        }
+        if data.len() > MAX_DATAGRAM {
+            assert_eq!(
+                after.datagrams_received, before.datagrams_received,
+                "oversize datagrams never reach foca"
+            );
+        }
+    }
+
     /// Whether the first two cores see each other.
     pub fn pair_joined(&self) -> bool {
         let (a, b) = (self.cores[0].0, self.cores[1].0);
@@ -191,9 +227,8 @@ impl Net {
 /// whose consequences then play out in simulated time.
 ///
 /// # Panics
-/// When the pair does not join before the datagram (a control); when
-/// `handle_datagram` panics or refuses with anything but a `Rejected` error
-/// naming the sender with a reason; and, with `check_liveness`, when the
+/// When the pair does not join before the datagram (a control); when a
+/// [`Net::throw`] check fails; and, with `check_liveness`, when the
 /// two no longer see each other within 120 s (simulated) afterwards.
 pub fn datagram(data: &[u8], check_liveness: bool) {
     let mut net = Net::x_and_y();
@@ -202,19 +237,8 @@ pub fn datagram(data: &[u8], check_liveness: bool) {
         "control: x and y join"
     );
     for i in 0..2 {
-        let from = net.cores[1 - i].0;
-        let now = net.now;
-        match net.cores[i].1.handle_datagram(now, from, data) {
-            Ok(()) => {}
-            Err(MembershipError::Rejected {
-                from: named,
-                reason,
-            }) => {
-                assert_eq!(named, from, "the error names the sender");
-                assert!(!reason.is_empty(), "the error says why");
-            }
-            Err(other) => panic!("a datagram can only be refused: {other}"),
-        }
+        let (to, from) = (net.cores[i].0, net.cores[1 - i].0);
+        net.throw(to, from, data);
     }
     let joined = net.run_until(Duration::from_secs(120), Net::pair_joined);
     assert!(

@@ -119,9 +119,9 @@ fn agents_survive_kills_partitions_loss_and_restarts() {
     println!("{output}");
     let not_run = output.contains("NOT RUN:");
     match status {
-        Some(s) if s.code() == Some(3) => panic!(
-            "CI=true: scripts/fault-injection.sh could not run every check (NOT RUN above)"
-        ),
+        Some(s) if s.code() == Some(3) => {
+            panic!("CI=true: scripts/fault-injection.sh could not run every check (NOT RUN above)")
+        }
         Some(s) => assert!(
             s.success(),
             "scripts/fault-injection.sh failed ({s}); its output is above"
