@@ -36,6 +36,12 @@ fn spec() -> OriginSpec {
     spec
 }
 
+/// [`cluster`] of `n` agents of cluster "id", as slots an agent can be
+/// taken out of (stopped) and put back in (restarted).
+async fn slots(n: usize, base: &Path) -> Vec<Option<Agent>> {
+    cluster(n, "id", base).await.into_iter().map(Some).collect()
+}
+
 /// What happens to the data dir between two runs of an agent.
 #[derive(Debug, Clone, Copy)]
 enum Loss {
@@ -169,11 +175,7 @@ fn healthy_spec(origin: &FakeOrigin) -> OriginSpec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contexts_do_not_grow_with_restarts() {
     let base = TempDir::new("restarts");
-    let mut agents: Vec<Option<Agent>> = cluster(3, "id", &base)
-        .await
-        .into_iter()
-        .map(Some)
-        .collect();
+    let mut agents = slots(3, &base).await;
     let origin = FakeOrigin::start(Behaviour::Healthy).await.expect("bind");
     let first = agents[0].as_ref().expect("agent 0");
     first
@@ -244,11 +246,7 @@ async fn contexts_do_not_grow_with_restarts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_owner_never_publishes_a_guess() {
     let base = TempDir::new("guess");
-    let mut agents: Vec<Option<Agent>> = cluster(3, "id", &base)
-        .await
-        .into_iter()
-        .map(Some)
-        .collect();
+    let mut agents = slots(3, &base).await;
     // A dead origin whose owner is hc-2.
     let names = ["hc-0", "hc-1", "hc-2"];
     let id = (0..)
