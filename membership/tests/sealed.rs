@@ -3,12 +3,14 @@
 //! datagrams are refused and counted; a key rotates across running members
 //! without refusing a datagram or a false down. Waits are bounded polls.
 
+mod support;
+
 use std::{
     net::SocketAddr,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use membership::{Membership, MembershipConfig, MembershipEvent, Preset};
+use membership::{Membership, MembershipEvent};
 use seal::{DatagramSealer, Key, Keyring};
 use testkit::wait::until;
 use tokio::net::UdpSocket;
@@ -21,14 +23,7 @@ async fn start(
     keyring: Option<Keyring>,
     seeds: Vec<SocketAddr>,
 ) -> Membership {
-    let mut config = MembershipConfig::new(
-        name,
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        SocketAddr::from(([127, 0, 0, 1], 7100)),
-    );
-    config.preset = Preset::Local;
-    config.initial_cluster_size = 4;
-    config.seeds = seeds;
+    let mut config = support::config(name, 7100, 4, seeds);
     config.seed = Some(name.len() as u64);
     config.keyring = keyring;
     config.cluster = cluster.into();

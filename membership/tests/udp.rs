@@ -3,6 +3,8 @@
 //! seen at once, and junk datagrams disturb nothing. Waits are bounded and
 //! driven by membership events; nothing sleeps to synchronise.
 
+mod support;
+
 use std::{net::SocketAddr, time::Duration};
 
 use membership::{ClusterTag, Membership, MembershipConfig, MembershipEvent, Preset};
@@ -13,14 +15,7 @@ use tokio::net::UdpSocket;
 const LIMIT: Duration = Duration::from_secs(20);
 
 async fn start(name: &str, seeds: Vec<SocketAddr>) -> Membership {
-    let mut config = MembershipConfig::new(
-        name,
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        SocketAddr::from(([127, 0, 0, 1], 7100)),
-    );
-    config.preset = Preset::Local;
-    config.initial_cluster_size = 5;
-    config.seeds = seeds;
+    let mut config = support::config(name, 7100, 5, seeds);
     config.seed = Some(name.len() as u64);
     Membership::start(config).await.expect("bind 127.0.0.1:0")
 }

@@ -6,9 +6,11 @@
 //! the earlier start kept. Waits are bounded and driven by membership
 //! events; nothing sleeps to synchronise.
 
+mod support;
+
 use std::{net::SocketAddr, time::Duration};
 
-use membership::{Membership, MembershipConfig, MembershipEvent, Preset};
+use membership::{Membership, MembershipEvent};
 use sync::PeerSource;
 use testkit::wait::until_event;
 
@@ -24,14 +26,7 @@ async fn start(
     sync_port: u16,
     bump: u64,
 ) -> Membership {
-    let mut config = MembershipConfig::new(
-        name,
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        SocketAddr::from(([127, 0, 0, 1], sync_port)),
-    );
-    config.preset = Preset::Local;
-    config.initial_cluster_size = 4;
-    config.seeds = seeds;
+    let mut config = support::config(name, sync_port, 4, seeds);
     config.seed = Some(u64::from(sync_port));
     config.bump = Some(bump);
     config.cluster = cluster.into();
