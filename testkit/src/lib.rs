@@ -5,6 +5,7 @@
 //!   caller has an event stream, with a timeout message naming what was
 //!   awaited.
 //! - [`temp`]: a unique temporary directory removed on drop.
+//! - [`chain`]: an error and its causes as the binaries print them.
 //!
 //! This crate depends on no crate of the workspace, so every crate can take
 //! it as a dev-dependency without a cycle (a crate that dev-depends on a
@@ -31,7 +32,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod chain;
 pub mod temp;
 pub mod wait;
 
+pub use chain::error_chain;
 pub use temp::TempDir;

@@ -119,12 +119,7 @@ async fn unusable_certificate_files_stop_the_start_naming_them() {
             }
             Err(e) => e,
         };
-        let mut chain = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(e) = source {
-            chain.push_str(&format!(": {e}"));
-            source = e.source();
-        }
+        let chain = testkit::error_chain(&err);
         assert!(chain.contains(expect), "{expect}: {chain}");
     }
 }

@@ -170,11 +170,6 @@ fn the_key_file_is_read_from_the_config_and_a_bad_one_stops_the_start() {
         .err()
         .expect("a bad key file stops the start");
     // The error and its causes, each said once, as the binary prints them.
-    let mut chain = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(e) = source {
-        chain.push_str(&format!(": {e}"));
-        source = e.source();
-    }
+    let chain = testkit::error_chain(&err);
     assert!(chain.contains("bad.keys:1"), "{chain}");
 }

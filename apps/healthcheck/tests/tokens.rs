@@ -159,12 +159,7 @@ async fn a_bad_token_file_stops_the_start_naming_it() {
         }
         Err(e) => e,
     };
-    let mut chain = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(e) = source {
-        chain.push_str(&format!(": {e}"));
-        source = e.source();
-    }
+    let chain = testkit::error_chain(&err);
     assert!(
         chain.contains("tokens:1") && chain.contains("scope"),
         "{chain}"
