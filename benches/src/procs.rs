@@ -3,8 +3,10 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command},
+    process::{Child, Command, Stdio},
 };
+
+use testkit::TempDir;
 
 use serde_json::Value;
 
@@ -32,8 +34,38 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 pub struct Agents {
     /// The processes.
     pub children: Vec<Child>,
-    /// Their configs and data dirs.
-    pub dir: PathBuf,
+    /// Their configs and data dirs (removed after the processes stopped).
+    pub dir: TempDir,
+}
+
+impl Agents {
+    /// No agents yet, and a new working directory `vantage-{name}-…`.
+    pub fn new(name: &str) -> Self {
+        Agents {
+            children: Vec::new(),
+            dir: TempDir::new(name),
+        }
+    }
+
+    /// Writes `config` to `a{i:02}.toml` in the working directory and starts
+    /// `bin agent --config` on it (`RUST_LOG=warn`, output discarded).
+    ///
+    /// # Panics
+    /// When the config cannot be written or the process cannot start.
+    pub fn spawn(&mut self, bin: &Path, i: usize, config: &str) {
+        let path = self.dir.join(format!("a{i:02}.toml"));
+        std::fs::write(&path, config).expect("write config");
+        let child = Command::new(bin)
+            .arg("agent")
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn an agent");
+        self.children.push(child);
+    }
 }
 
 impl Drop for Agents {
@@ -47,7 +79,6 @@ impl Drop for Agents {
         for c in &mut self.children {
             let _ = c.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -62,6 +62,8 @@ mod delta_crdt;
 mod dot;
 pub mod dot_store;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod lattice;
 pub mod ormap;
 pub mod replicated;

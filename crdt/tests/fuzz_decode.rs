@@ -8,18 +8,21 @@
 //! encoding) and must be usable: joined into a replica, answered from, and
 //! followed by local writes, leaving a replica whose own encoding decodes.
 //!
-//! The same decoders are fuzzed by `fuzz/fuzz_targets/crdt_decode.rs`; this
-//! crate has no proptest dev-dependency, so inputs come from a seeded
+//! The body of `fuzz/fuzz_targets/crdt_decode.rs` is
+//! `crdt::fuzzing::crdt_decode`, and the checks here are the ones it is made
+//! of (`crdt::fuzzing`); this crate has no proptest dev-dependency, so inputs come from a seeded
 //! SplitMix64 and every failure names the input (hex) that caused it.
 
 use std::{
-    collections::BTreeSet,
     fmt::Write as _,
     panic::{self, AssertUnwindSafe},
 };
 
-use crdt::{ActorId, CausalContext, Delta, DeltaCrdt, ORMap, VersionVector};
-use serde::{Serialize, de::DeserializeOwned};
+use crdt::{
+    ActorId, CausalContext, Delta, DeltaCrdt, ORMap,
+    fuzzing::{check_context, check_map, encode, use_delta, use_map},
+};
+use serde::de::DeserializeOwned;
 
 /// A tiny deterministic generator (SplitMix64): the same inputs every run.
 struct Rng(u64);
@@ -81,18 +84,10 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    rmp_serde::to_vec(value).expect("encoding to a Vec cannot fail")
-}
-
 /// Decodes untrusted bytes; a panic fails the test and names the input.
 fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Option<T> {
-    match panic::catch_unwind(|| rmp_serde::from_slice::<T>(bytes)) {
-        Ok(Ok(value)) => Some(value),
-        Ok(Err(e)) => {
-            assert!(!e.to_string().is_empty(), "{what}: an error says why");
-            None
-        }
+    match panic::catch_unwind(|| crdt::fuzzing::decode::<T>(bytes, None)) {
+        Ok(value) => value,
         Err(_) => panic!("decoding {what} panicked on input {}", hex(bytes)),
     }
 }
@@ -107,138 +102,12 @@ fn exercise(what: &str, bytes: &[u8], f: impl FnOnce()) {
     }
 }
 
-/// The version vector invariants: actors strictly ascending, no zero counter.
-fn check_vv(vv: &VersionVector) {
-    let entries: Vec<_> = vv.iter().collect();
-    assert!(entries.windows(2).all(|w| w[0].0 < w[1].0), "{vv:?}");
-    assert!(entries.iter().all(|&(_, c)| c > 0), "{vv:?}");
-}
-
-/// Compactness as documented on `CausalContext`: no cloud dot is covered by
-/// the version vector or directly extends it, and the cloud is ascending.
-fn check_context(ctx: &CausalContext) {
-    let vv = ctx.version_vector();
-    check_vv(vv);
-    let cloud: Vec<_> = ctx.cloud().collect();
-    assert!(cloud.windows(2).all(|w| w[0] < w[1]), "{ctx:?}");
-    for dot in &cloud {
-        let seen = vv.get(dot.actor());
-        assert!(
-            seen.checked_add(1).is_some_and(|next| dot.counter() > next),
-            "cloud dot {dot} is covered by or extends the prefix {seen}: {ctx:?}"
-        );
-        assert!(ctx.contains(*dot));
-    }
-    // equal sets, equal bytes
-    let bytes = encode(ctx);
-    let again: CausalContext = rmp_serde::from_slice(&bytes).expect("re-decode a context");
-    assert_eq!(&again, ctx);
-    assert_eq!(encode(&again), bytes, "canonical");
-}
-
-/// The entry invariants `Delta` and `ORMap` decoding promises: keys with at
-/// least one sibling, strictly ascending dots, every dot in the context and
-/// under one key only, the purge frontier inside the context.
-fn check_entries<'a, K: 'a, V: 'a>(
-    entries: impl Iterator<Item = (&'a K, &'a [crdt::Sibling<V>])>,
-    context: &CausalContext,
-    frontier: &VersionVector,
-) {
-    check_context(context);
-    check_vv(frontier);
-    let mut seen = BTreeSet::new();
-    for (_, siblings) in entries {
-        assert!(!siblings.is_empty(), "a key without siblings");
-        assert!(siblings.windows(2).all(|w| w[0].dot < w[1].dot));
-        for s in siblings {
-            assert!(context.contains(s.dot), "sibling {} outside context", s.dot);
-            assert!(seen.insert(s.dot), "dot {} under two keys", s.dot);
-        }
-    }
-    for (actor, counter) in frontier.iter() {
-        assert!(
-            crdt::Dot::new(actor, counter).is_ok_and(|d| context.contains(d)),
-            "purge frontier {actor}:{counter} outside the context"
-        );
-    }
-}
-
-/// A replica keeps every invariant, and its own encoding decodes to itself.
-fn check_map(m: &ORMap<u8, u8>) {
-    check_entries(m.entries(), m.context(), m.purge_frontier());
-    assert_eq!(m.len(), m.iter().count());
-    let bytes = encode(m);
-    let back: ORMap<u8, u8> =
-        rmp_serde::from_slice(&bytes).expect("a replica's own encoding decodes");
-    assert_eq!(&back, m);
-    assert_eq!(encode(&back), bytes, "canonical");
-}
-
-/// Everything a node does with an answer it received: join it into a fresh
-/// and into a populated replica, answer from the result, purge, write.
-fn use_delta(d: &Delta<u8, u8>, populated: &ORMap<u8, u8>) {
-    check_entries(d.iter(), d.context(), d.purge_frontier());
-    assert_eq!(
-        encode(&rmp_serde::from_slice::<Delta<u8, u8>>(&encode(d)).expect("re-decode")),
-        encode(d),
-        "canonical"
-    );
-    for base in [ORMap::<u8, u8>::new(ActorId(1)), populated.clone()] {
-        let mut m = base;
-        m.join_delta(d.clone());
-        check_map(&m);
-        let _ = m.delta_since(&CausalContext::new());
-        let _ = m.delta_since(d.context());
-        m.purge(&m.context().clone());
-        check_map(&m);
-        m.insert(7, 7);
-        let _ = m.remove(&7);
-        check_map(&m);
-    }
-}
-
-fn use_map(m: &ORMap<u8, u8>) {
-    check_map(m);
-    let mut local = m.clone();
-    local.insert(7, 7);
-    check_map(&local);
-    let mut other = ORMap::<u8, u8>::new(ActorId(2));
-    other.join_delta(m.state());
-    assert_eq!(other.len(), m.len());
-    assert_eq!(&other, m);
-}
-
-/// Decodes `bytes` as every wire type and uses whatever is accepted.
+/// The fuzz target's body on `bytes`, joined with `populated`; a panic names
+/// the input.
 fn decode_all(bytes: &[u8], populated: &ORMap<u8, u8>) {
-    if let Some(vv) = decode::<VersionVector>("VersionVector", bytes) {
-        exercise("VersionVector checks", bytes, || check_vv(&vv));
-    }
-    if let Some(ctx) = decode::<CausalContext>("CausalContext", bytes) {
-        exercise("CausalContext checks", bytes, || {
-            check_context(&ctx);
-            let mut joined = populated.context().clone();
-            crdt::Lattice::join(&mut joined, &ctx);
-            check_context(&joined);
-            check_context(&ctx.meet(populated.context()));
-            let _ = ctx.difference(populated.context(), 64);
-            let _ = populated.delta_since(&ctx);
-        });
-    }
-    if let Some(d) = decode::<Delta<u8, u8>>("Delta<u8, u8>", bytes) {
-        exercise("using a decoded Delta<u8, u8>", bytes, || {
-            use_delta(&d, populated)
-        });
-    }
-    if let Some(d) = decode::<Delta<String, Vec<u8>>>("Delta<String, Vec<u8>>", bytes) {
-        exercise("joining a decoded Delta<String, Vec<u8>>", bytes, || {
-            let mut m = ORMap::<String, Vec<u8>>::new(ActorId(1));
-            m.join_delta(d);
-            m.insert("k".into(), vec![1]);
-        });
-    }
-    if let Some(m) = decode::<ORMap<u8, u8>>("ORMap<u8, u8>", bytes) {
-        exercise("using a decoded ORMap<u8, u8>", bytes, || use_map(&m));
-    }
+    exercise("crdt::fuzzing::crdt_decode", bytes, || {
+        crdt::fuzzing::crdt_decode(bytes, populated, None)
+    });
 }
 
 /// Replicas after a random history of writes, removes, pulls and purges.

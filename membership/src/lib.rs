@@ -45,6 +45,8 @@ mod core;
 mod driver;
 mod error;
 mod frame;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod identity;
 
 pub use config::{MembershipConfig, Preset};

@@ -17,131 +17,18 @@ use std::{
     fmt::Write as _,
     net::SocketAddr,
     panic::{self, AssertUnwindSafe},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use membership::{MemberId, MembershipCore, MembershipError, Preset};
+use membership::fuzzing::{MAX_DATAGRAM, Net, TICK, gossip, member as core};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
-const MAX_DATAGRAM: usize = 1400;
-const TICK: Duration = Duration::from_millis(100);
-
-fn gossip(i: u8) -> SocketAddr {
-    SocketAddr::from(([10, 0, 0, i], 7946))
-}
-
-fn core(i: u8, seeds: Vec<SocketAddr>, now: Instant) -> MembershipCore {
-    let id = MemberId {
-        node: format!("n{i}"),
-        gossip: gossip(i),
-        sync: SocketAddr::from(([10, 0, 0, i], 7100)),
-        bump: 1,
-    };
-    MembershipCore::new(id, Preset::Lan, 3, MAX_DATAGRAM, seeds, u64::from(i), now)
-}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().fold(String::new(), |mut s, b| {
         let _ = write!(s, "{b:02x}");
         s
     })
-}
-
-/// Cores wired by a lossless in-memory network with simulated time.
-struct Net {
-    now: Instant,
-    cores: Vec<(SocketAddr, MembershipCore)>,
-    /// Nodes whose traffic is dropped (crashed).
-    down: Vec<SocketAddr>,
-    /// Every datagram delivered: (sender, bytes).
-    captured: Vec<(SocketAddr, Vec<u8>)>,
-}
-
-impl Net {
-    fn new(n: u8) -> Self {
-        let now = Instant::now();
-        let cores = (1..=n)
-            .map(|i| {
-                let seeds = if i == 1 { vec![] } else { vec![gossip(1)] };
-                (gossip(i), core(i, seeds, now))
-            })
-            .collect();
-        Net {
-            now,
-            cores,
-            down: Vec::new(),
-            captured: Vec::new(),
-        }
-    }
-
-    fn core(&mut self, addr: SocketAddr) -> &mut MembershipCore {
-        &mut self
-            .cores
-            .iter_mut()
-            .find(|(a, _)| *a == addr)
-            .expect("a core at this address")
-            .1
-    }
-
-    /// Delivers every queued datagram (and what the answers produce).
-    fn deliver(&mut self) {
-        for _ in 0..100 {
-            let mut queued = Vec::new();
-            for (from, core) in &mut self.cores {
-                while let Some((to, data)) = core.poll_transmit() {
-                    queued.push((*from, to, data));
-                }
-            }
-            if queued.is_empty() {
-                return;
-            }
-            for (from, to, data) in queued {
-                if self.down.contains(&from) || self.down.contains(&to) {
-                    continue;
-                }
-                let now = self.now;
-                if let Some((_, core)) = self.cores.iter_mut().find(|(a, _)| *a == to) {
-                    self.captured.push((from, data.to_vec()));
-                    let _ = core.handle_datagram(now, from, &data);
-                }
-            }
-        }
-    }
-
-    /// Advances simulated time by `d`, firing timers and delivering.
-    fn run(&mut self, d: Duration) {
-        let end = self.now + d;
-        while self.now < end {
-            self.now += TICK;
-            let now = self.now;
-            for (addr, core) in &mut self.cores {
-                if !self.down.contains(addr) {
-                    core.handle_timeout(now);
-                }
-            }
-            self.deliver();
-        }
-    }
-
-    fn sees(&self, who: SocketAddr, whom: SocketAddr) -> bool {
-        self.cores
-            .iter()
-            .find(|(a, _)| *a == who)
-            .is_some_and(|(_, c)| c.members().any(|m| m.gossip_addr == whom))
-    }
-
-    /// Runs until `done` holds, at most `limit` of simulated time.
-    fn run_until(&mut self, limit: Duration, done: impl Fn(&Net) -> bool) -> bool {
-        let end = self.now + limit;
-        while self.now < end {
-            if done(self) {
-                return true;
-            }
-            self.run(TICK);
-        }
-        done(self)
-    }
 }
 
 /// A two-node cluster that has converged.
@@ -225,38 +112,11 @@ fn mutate(rng: &mut ChaCha8Rng, bytes: &mut Vec<u8>, pool: &[(SocketAddr, Vec<u8
 /// Hands `data` to the core at `to`; a panic fails the test and names the
 /// datagram; a refusal must be a `Rejected` error naming the sender.
 fn throw(net: &mut Net, case: u64, to: SocketAddr, from: SocketAddr, data: &[u8]) {
-    let now = net.now;
-    let core = net.core(to);
-    let before = core.metrics().clone();
-    let result = panic::catch_unwind(AssertUnwindSafe(|| core.handle_datagram(now, from, data)));
-    let Ok(result) = result else {
+    if panic::catch_unwind(AssertUnwindSafe(|| net.throw(to, from, data))).is_err() {
         panic!(
-            "case {case}: handle_datagram panicked on {} bytes from {from}: {}",
+            "case {case}: {} bytes from {from} to {to} broke a check (above): {}",
             data.len(),
             hex(data)
-        );
-    };
-    let after = core.metrics();
-    match result {
-        Ok(()) => {}
-        Err(MembershipError::Rejected {
-            from: named,
-            reason,
-        }) => {
-            assert_eq!(named, from, "case {case}: the error names the sender");
-            assert!(!reason.is_empty(), "case {case}: the error says why");
-            assert_eq!(
-                after.datagrams_rejected,
-                before.datagrams_rejected + 1,
-                "case {case}: a refusal is counted"
-            );
-        }
-        Err(other) => panic!("case {case}: a datagram can only be refused, got {other}"),
-    }
-    if data.len() > MAX_DATAGRAM {
-        assert_eq!(
-            after.datagrams_received, before.datagrams_received,
-            "case {case}: oversize datagrams never reach foca"
         );
     }
 }
@@ -307,6 +167,7 @@ fn arbitrary_bytes_never_panic_and_the_core_still_works() {
     for case in 0..100u64 {
         let mut rng = ChaCha8Rng::seed_from_u64(case);
         let mut net = pair();
+        let mut first = true;
         for _ in 0..40 {
             let len = match rng.random_range(0..10u8) {
                 0 => rng.random_range(MAX_DATAGRAM..=MAX_DATAGRAM + 64),
@@ -320,6 +181,11 @@ fn arbitrary_bytes_never_panic_and_the_core_still_works() {
                 SocketAddr::from(([10, 9, 9, rng.random()], rng.random()))
             };
             throw(&mut net, case, gossip(1), from, &data);
+            if first {
+                // the fuzz target's body on the case's first input
+                membership::fuzzing::datagram(&data, true);
+                first = false;
+            }
             if rng.random_bool(0.2) {
                 net.run(TICK);
             }
@@ -334,6 +200,7 @@ fn mutated_real_datagrams_never_panic_and_the_core_still_works() {
     for case in 0..300u64 {
         let mut rng = ChaCha8Rng::seed_from_u64(1000 + case);
         let mut net = pair();
+        let mut first = true;
         for _ in 0..40 {
             let (from, original) = &pool[rng.random_range(0..pool.len())];
             let mut data = original.clone();
@@ -343,6 +210,11 @@ fn mutated_real_datagrams_never_panic_and_the_core_still_works() {
             // to either node of the pair: each is the sender or a stranger
             let to = gossip(rng.random_range(1..=2));
             throw(&mut net, case, to, *from, &data);
+            if first {
+                // the fuzz target's body on the case's first input
+                membership::fuzzing::datagram(&data, true);
+                first = false;
+            }
             if rng.random_bool(0.2) {
                 net.run(TICK);
             }
@@ -369,30 +241,8 @@ fn regression_a_forged_member_at_a_peers_address_with_a_higher_bump() {
         0x01, 0x00, 0x04, 0x71, 0xb8, 0x9a, 0x12, 0xca, 0x0a, 0x00,
     ];
     // the identities of the fuzz target and its seed corpus
-    let x = SocketAddr::from(([10, 0, 0, 1], 1));
-    let y = SocketAddr::from(([10, 0, 0, 1], 2));
-    let now = Instant::now();
-    let id = |node: &str, gossip| MemberId {
-        node: node.into(),
-        gossip,
-        sync: x,
-        bump: 1,
-    };
-    let mut net = Net {
-        now,
-        cores: vec![
-            (
-                x,
-                MembershipCore::new(id("x", x), Preset::Lan, 3, MAX_DATAGRAM, vec![], 1, now),
-            ),
-            (
-                y,
-                MembershipCore::new(id("y", y), Preset::Lan, 3, MAX_DATAGRAM, vec![x], 2, now),
-            ),
-        ],
-        down: Vec::new(),
-        captured: Vec::new(),
-    };
+    let mut net = Net::x_and_y();
+    let (x, y) = (net.cores[0].0, net.cores[1].0);
     let joined = |n: &Net| n.sees(x, y) && n.sees(y, x);
     assert!(net.run_until(Duration::from_secs(10), joined), "control");
     let sent = |n: &Net| -> u64 {
@@ -417,4 +267,6 @@ fn regression_a_forged_member_at_a_peers_address_with_a_higher_bump() {
         net.run_until(Duration::from_secs(120), joined),
         "x and y no longer see each other after one forged datagram"
     );
+    // and through the fuzz target's own body
+    membership::fuzzing::datagram(&datagram, true);
 }

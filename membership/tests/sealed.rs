@@ -3,13 +3,16 @@
 //! datagrams are refused and counted; a key rotates across running members
 //! without refusing a datagram or a false down. Waits are bounded polls.
 
+mod support;
+
 use std::{
     net::SocketAddr,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use membership::{Membership, MembershipConfig, MembershipEvent, Preset};
+use membership::{Membership, MembershipEvent};
 use seal::{DatagramSealer, Key, Keyring};
+use testkit::wait::until;
 use tokio::net::UdpSocket;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -20,29 +23,11 @@ async fn start(
     keyring: Option<Keyring>,
     seeds: Vec<SocketAddr>,
 ) -> Membership {
-    let mut config = MembershipConfig::new(
-        name,
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        SocketAddr::from(([127, 0, 0, 1], 7100)),
-    );
-    config.preset = Preset::Local;
-    config.initial_cluster_size = 4;
-    config.seeds = seeds;
+    let mut config = support::config(name, 7100, 4, seeds);
     config.seed = Some(name.len() as u64);
     config.keyring = keyring;
     config.cluster = cluster.into();
     Membership::start(config).await.expect("bind 127.0.0.1:0")
-}
-
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn sealed_cluster(rings: &[Keyring]) -> Vec<Membership> {
@@ -53,7 +38,7 @@ async fn sealed_cluster(rings: &[Keyring]) -> Vec<Membership> {
         members.push(start(&format!("m{i}"), "prod", Some(ring.clone()), vec![seed]).await);
     }
     let n = members.len();
-    until("one view of all members", || {
+    until("one view of all members", LIMIT, || {
         members.iter().all(|m| m.members().len() == n - 1)
     })
     .await;
@@ -66,7 +51,7 @@ async fn traffic(members: &[Membership], more: u64) {
         .iter()
         .map(|m| m.metrics().datagrams_received)
         .collect();
-    until("datagrams flow", || {
+    until("datagrams flow", LIMIT, || {
         members
             .iter()
             .zip(&start)
@@ -103,7 +88,7 @@ async fn strangers_replays_and_stale_datagrams_are_refused_and_counted() {
         vec![seed],
     )
     .await;
-    until("each kind of stranger is counted", || {
+    until("each kind of stranger is counted", LIMIT, || {
         let r = members[0].rejections();
         r.plaintext > 0 && r.unknown_key > 0 && r.forged > 0
     })
@@ -117,10 +102,14 @@ async fn strangers_replays_and_stale_datagrams_are_refused_and_counted() {
     raw.send_to(&once, seed).await.expect("send");
     let old = sealer.seal(now_ms() - 120_000, b"old").expect("seal");
     raw.send_to(&old, seed).await.expect("send");
-    until("the replay and the stale datagram are counted", || {
-        let r = members[0].rejections();
-        r.replayed == 1 && r.stale == 1
-    })
+    until(
+        "the replay and the stale datagram are counted",
+        LIMIT,
+        || {
+            let r = members[0].rejections();
+            r.replayed == 1 && r.stale == 1
+        },
+    )
     .await;
 
     // Nobody let a stranger in, and the strangers saw nobody.

@@ -3,39 +3,21 @@
 //! seen at once, and junk datagrams disturb nothing. Waits are bounded and
 //! driven by membership events; nothing sleeps to synchronise.
 
+mod support;
+
 use std::{net::SocketAddr, time::Duration};
 
 use membership::{ClusterTag, Membership, MembershipConfig, MembershipEvent, Preset};
 use sync::PeerSource;
+use testkit::wait::until_event;
 use tokio::net::UdpSocket;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
 async fn start(name: &str, seeds: Vec<SocketAddr>) -> Membership {
-    let mut config = MembershipConfig::new(
-        name,
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        SocketAddr::from(([127, 0, 0, 1], 7100)),
-    );
-    config.preset = Preset::Local;
-    config.initial_cluster_size = 5;
-    config.seeds = seeds;
+    let mut config = support::config(name, 7100, 5, seeds);
     config.seed = Some(name.len() as u64);
     Membership::start(config).await.expect("bind 127.0.0.1:0")
-}
-
-/// Waits until `done` holds, re-checking on every event of `watch` (and at
-/// least every 50 ms). Panics after `LIMIT`.
-async fn until(watch: &Membership, what: &str, mut done: impl FnMut() -> bool) {
-    let mut events = watch.subscribe();
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        let _ = tokio::time::timeout(Duration::from_millis(50), events.recv()).await;
-    }
 }
 
 async fn cluster(n: usize) -> Vec<Membership> {
@@ -46,7 +28,10 @@ async fn cluster(n: usize) -> Vec<Membership> {
         members.push(start(&format!("m{i}"), vec![seed]).await);
     }
     for m in &members {
-        until(m, "one view of all members", || m.members().len() == n - 1).await;
+        until_event(m.subscribe(), "one view of all members", LIMIT, || {
+            m.members().len() == n - 1
+        })
+        .await;
     }
     members
 }
@@ -60,7 +45,7 @@ async fn a_killed_member_is_declared_down_by_the_others() {
     victim.shutdown().await; // no goodbye: a crash
     let started = tokio::time::Instant::now();
     for m in &members {
-        until(m, "the victim is down", || {
+        until_event(m.subscribe(), "the victim is down", LIMIT, || {
             m.members().iter().all(|x| x.gossip_addr != victim_addr)
         })
         .await;
@@ -93,7 +78,7 @@ async fn a_graceful_leave_is_seen_at_once_and_peers_follow_the_view() {
     let name = leaver.identity().expect("identity").node;
     leaver.leave().await;
     for m in &members {
-        until(m, "the leaver is gone", || {
+        until_event(m.subscribe(), "the leaver is gone", LIMIT, || {
             m.members().iter().all(|x| x.id != name)
         })
         .await;
@@ -137,7 +122,7 @@ async fn junk_and_oversize_datagrams_disturb_nothing() {
         };
         junk.send_to(&bytes, target).await.expect("send");
     }
-    until(&members[0], "the junk is counted", || {
+    until_event(members[0].subscribe(), "the junk is counted", LIMIT, || {
         refused(&members[0]) >= rejected + 150
     })
     .await;
@@ -150,9 +135,12 @@ async fn junk_and_oversize_datagrams_disturb_nothing() {
     assert_eq!(members[0].members().len(), before.len());
     // and the member still works: a new member can join through it
     let late = start("late", vec![target]).await;
-    until(&members[0], "a new member joins through the target", || {
-        members[0].members().len() == 3
-    })
+    until_event(
+        members[0].subscribe(),
+        "a new member joins through the target",
+        LIMIT,
+        || members[0].members().len() == 3,
+    )
     .await;
     late.leave().await;
     for m in members {

@@ -6,10 +6,13 @@
 //! the earlier start kept. Waits are bounded and driven by membership
 //! events; nothing sleeps to synchronise.
 
+mod support;
+
 use std::{net::SocketAddr, time::Duration};
 
-use membership::{Membership, MembershipConfig, MembershipEvent, Preset};
+use membership::{Membership, MembershipEvent};
 use sync::PeerSource;
+use testkit::wait::until_event;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -23,33 +26,11 @@ async fn start(
     sync_port: u16,
     bump: u64,
 ) -> Membership {
-    let mut config = MembershipConfig::new(
-        name,
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        SocketAddr::from(([127, 0, 0, 1], sync_port)),
-    );
-    config.preset = Preset::Local;
-    config.initial_cluster_size = 4;
-    config.seeds = seeds;
+    let mut config = support::config(name, sync_port, 4, seeds);
     config.seed = Some(u64::from(sync_port));
     config.bump = Some(bump);
     config.cluster = cluster.into();
     Membership::start(config).await.expect("bind 127.0.0.1:0")
-}
-
-/// Waits until `done` holds, re-checking on every event of `watch` (and at
-/// least every 50 ms, for counters that raise no event). Panics after
-/// `LIMIT`.
-async fn until(watch: &Membership, what: &str, mut done: impl FnMut() -> bool) {
-    let mut events = watch.subscribe();
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        let _ = tokio::time::timeout(Duration::from_millis(50), events.recv()).await;
-    }
 }
 
 fn names(m: &Membership) -> Vec<String> {
@@ -71,9 +52,10 @@ async fn without_a_key_a_node_of_another_cluster_never_joins_and_is_counted() {
         1,
     )
     .await;
-    until(
-        &it0,
+    until_event(
+        it0.subscribe(),
         "cluster it forms and refuses other's announces",
+        LIMIT,
         || {
             it0.members().len() == 1
             && it1.members().len() == 1
@@ -105,13 +87,13 @@ async fn without_a_key_a_node_of_another_cluster_never_joins_and_is_counted() {
 async fn two_nodes_of_one_cluster_form_it_through_the_framing() {
     let a = start("a", "it", vec![], 7310, 1).await;
     let b = start("b", "it", vec![a.local_addr()], 7311, 1).await;
-    until(&a, "a and b see each other", || {
+    until_event(a.subscribe(), "a and b see each other", LIMIT, || {
         a.members().len() == 1 && b.members().len() == 1
     })
     .await;
     // traffic keeps flowing (probes, gossip) and none of it is refused
     let received = a.metrics().datagrams_received;
-    until(&a, "more datagrams reach foca", || {
+    until_event(a.subscribe(), "more datagrams reach foca", LIMIT, || {
         a.metrics().datagrams_received >= received + 10
     })
     .await;
@@ -124,7 +106,10 @@ async fn two_nodes_of_one_cluster_form_it_through_the_framing() {
     assert_eq!(peers.len(), 1);
     assert_eq!(peers[0].addr.port(), 7311);
     a.leave().await;
-    until(&b, "a's leave is seen", || b.members().is_empty()).await;
+    until_event(b.subscribe(), "a's leave is seen", LIMIT, || {
+        b.members().is_empty()
+    })
+    .await;
     b.shutdown().await;
 }
 
@@ -133,33 +118,43 @@ async fn a_second_live_node_with_a_members_name_is_reported_and_listed_once() {
     let seed = start("seed", "it", vec![], 7320, 1).await;
     let older = start("alpha", "it", vec![seed.local_addr()], 7321, 100).await;
     let observer = start("observer", "it", vec![seed.local_addr()], 7323, 50).await;
-    until(&seed, "seed, alpha and observer see each other", || {
-        [&seed, &older, &observer]
-            .iter()
-            .all(|m| m.members().len() == 2)
-    })
+    until_event(
+        seed.subscribe(),
+        "seed, alpha and observer see each other",
+        LIMIT,
+        || {
+            [&seed, &older, &observer]
+                .iter()
+                .all(|m| m.members().len() == 2)
+        },
+    )
     .await;
     assert!(older.name_conflicts().is_empty());
     let mut older_events = older.subscribe();
 
     // The same name at another address, started later (higher bump).
     let newcomer = start("alpha", "it", vec![seed.local_addr()], 7322, 200).await;
-    until(&observer, "both alphas see the conflict", || {
-        newcomer
-            .name_conflicts()
-            .iter()
-            .any(|m| m.gossip_addr == older.local_addr())
-            && older
+    until_event(
+        observer.subscribe(),
+        "both alphas see the conflict",
+        LIMIT,
+        || {
+            newcomer
                 .name_conflicts()
                 .iter()
-                .any(|m| m.gossip_addr == newcomer.local_addr())
-            && observer
-                .members()
-                .iter()
-                .filter(|m| m.id == "alpha")
-                .count()
-                == 2
-    })
+                .any(|m| m.gossip_addr == older.local_addr())
+                && older
+                    .name_conflicts()
+                    .iter()
+                    .any(|m| m.gossip_addr == newcomer.local_addr())
+                && observer
+                    .members()
+                    .iter()
+                    .filter(|m| m.id == "alpha")
+                    .count()
+                    == 2
+        },
+    )
     .await;
 
     // The newcomer learns who was there first, and that it came later.

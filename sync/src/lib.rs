@@ -21,6 +21,8 @@
 mod codec;
 mod engine;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod message;
 mod metrics;
 mod node;

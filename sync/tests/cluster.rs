@@ -3,15 +3,19 @@
 //! without disturbing the node. Waits are bounded and driven by the nodes'
 //! change events; nothing sleeps to synchronise.
 
+mod support;
+
 use std::{net::SocketAddr, sync::Arc, time::Duration};
+use support::{Member, wire};
 
 use bytes::BytesMut;
 use crdt::{ActorId, ORMap};
 use futures_util::{SinkExt, StreamExt};
 use sync::{
-    EngineConfig, MAGIC, Message, MessageCodec, Node, NodeConfig, NodeId, PROTOCOL_VERSION, Peer,
-    RejectReason, StaticPeers,
+    MAGIC, Message, MessageCodec, Node, NodeConfig, NodeId, PROTOCOL_VERSION, Peer, RejectReason,
+    StaticPeers,
 };
+use testkit::wait::until_event;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -22,21 +26,10 @@ type Map = ORMap<String, u64>;
 const LIMIT: Duration = Duration::from_secs(20);
 
 fn config(name: &str, cluster: &str) -> NodeConfig {
-    let mut c = NodeConfig::new(name, cluster, SocketAddr::from(([127, 0, 0, 1], 0)));
-    c.engine = EngineConfig {
-        pull_interval: Duration::from_millis(50),
-        purge_interval: Duration::from_millis(500),
-        ..EngineConfig::default()
-    };
-    c.reconnect_backoff_min = Duration::from_millis(10);
-    c.reconnect_backoff_max = Duration::from_millis(200);
+    let mut c = support::config(name, cluster);
+    c.engine.purge_interval = Duration::from_millis(500);
     c.seed = Some(name.len() as u64);
     c
-}
-
-struct Member {
-    node: Node,
-    peers: Arc<StaticPeers>,
 }
 
 async fn start(name: &str, cluster: &str, actor: u64) -> Member {
@@ -50,38 +43,9 @@ async fn start(name: &str, cluster: &str, actor: u64) -> Member {
     Member { node, peers }
 }
 
-/// Points every member at all the others.
-fn wire(members: &[&Member]) {
-    for m in members {
-        let others = members
-            .iter()
-            .filter(|o| o.node.id() != m.node.id())
-            .map(|o| Peer {
-                id: o.node.id().clone(),
-                addr: o.node.local_addr(),
-            })
-            .collect();
-        m.peers.set(others);
-    }
-}
-
 fn read(node: &Node) -> Vec<(String, u64)> {
     node.read::<Map, _>("kv", |m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
         .expect("registered")
-}
-
-/// Waits until `done` holds, re-checking whenever `node` reports a change (and
-/// at least every 100 ms, for conditions no event announces). Panics after
-/// `LIMIT`.
-async fn until(node: &Node, what: &str, mut done: impl FnMut() -> bool) {
-    let mut events = node.subscribe();
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    while !done() {
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out waiting for: {what}");
-        }
-        let _ = tokio::time::timeout(Duration::from_millis(100), events.recv()).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,12 +68,17 @@ async fn five_nodes_converge_after_concurrent_writes() {
             .expect("registered");
     }
     for m in &members {
-        until(&m.node, "every node reads the same map", || {
-            members
-                .iter()
-                .all(|o| read(&o.node) == read(&members[0].node))
-                && read(&m.node).len() == 25
-        })
+        until_event(
+            m.node.subscribe(),
+            "every node reads the same map",
+            LIMIT,
+            || {
+                members
+                    .iter()
+                    .all(|o| read(&o.node) == read(&members[0].node))
+                    && read(&m.node).len() == 25
+            },
+        )
         .await;
     }
     let a = read(&members[0].node);
@@ -137,12 +106,15 @@ async fn a_node_restarted_empty_catches_up() {
     a.node
         .write::<Map, _>("kv", |m| m.remove(&"k0".to_string()))
         .expect("registered");
-    until(&c.node, "c has a's writes", || read(&c.node).len() == 49).await;
+    until_event(c.node.subscribe(), "c has a's writes", LIMIT, || {
+        read(&c.node).len() == 49
+    })
+    .await;
     c.node.shutdown().await;
     // c comes back empty, with a fresh actor id and on another port.
     let c = start("c", "test", 30).await;
     wire(&[&a, &b, &c]);
-    until(&c.node, "restarted c catches up", || {
+    until_event(c.node.subscribe(), "restarted c catches up", LIMIT, || {
         read(&c.node) == read(&a.node)
     })
     .await;
@@ -151,7 +123,10 @@ async fn a_node_restarted_empty_catches_up() {
     c.node
         .write::<Map, _>("kv", |m| m.insert("from-c".into(), 1))
         .expect("registered");
-    until(&a.node, "a sees c's write", || read(&a.node).len() == 50).await;
+    until_event(a.node.subscribe(), "a sees c's write", LIMIT, || {
+        read(&a.node).len() == 50
+    })
+    .await;
     for m in [a, b, c] {
         m.node.shutdown().await;
     }
@@ -169,9 +144,12 @@ async fn a_node_of_another_cluster_is_rejected() {
         .node
         .write::<Map, _>("kv", |m| m.insert("junk".into(), 1))
         .expect("registered");
-    until(&a.node, "both sides count rejections", || {
-        a.node.metrics().rejections > 0 && intruder.node.metrics().rejections > 0
-    })
+    until_event(
+        a.node.subscribe(),
+        "both sides count rejections",
+        LIMIT,
+        || a.node.metrics().rejections > 0 && intruder.node.metrics().rejections > 0,
+    )
     .await;
     assert!(read(&intruder.node).iter().all(|(k, _)| k != "secret"));
     assert!(read(&a.node).iter().all(|(k, _)| k != "junk"));
@@ -291,7 +269,10 @@ async fn garbage_and_oversize_frames_close_the_connection_not_the_node() {
     a.node
         .write::<Map, _>("kv", |m| m.insert("after".into(), 1))
         .expect("registered");
-    until(&b.node, "b still syncs with a", || read(&b.node).len() == 1).await;
+    until_event(b.node.subscribe(), "b still syncs with a", LIMIT, || {
+        read(&b.node).len() == 1
+    })
+    .await;
     assert!(a.node.metrics().errors + a.node.metrics().rejections >= 4);
     a.node.shutdown().await;
     b.node.shutdown().await;
@@ -371,7 +352,10 @@ async fn outbound_connections_reconnect_when_the_peer_comes_up() {
         .start(a_peers)
         .await
         .expect("bind");
-    until(&a, "a fails to reach b", || a.metrics().errors >= 2).await;
+    until_event(a.subscribe(), "a fails to reach b", LIMIT, || {
+        a.metrics().errors >= 2
+    })
+    .await;
     let b = Node::builder(quiet("b", b_addr))
         .replica("kv", Map::new(ActorId(2)))
         .expect("fresh")
@@ -380,9 +364,12 @@ async fn outbound_connections_reconnect_when_the_peer_comes_up() {
         .expect("bind the reserved port");
     b.write::<Map, _>("kv", |m| m.insert("from-b".into(), 7))
         .expect("registered");
-    until(&a, "a reconnects and pulls b's write", || {
-        read(&a).len() == 1
-    })
+    until_event(
+        a.subscribe(),
+        "a reconnects and pulls b's write",
+        LIMIT,
+        || read(&a).len() == 1,
+    )
     .await;
     a.shutdown().await;
     b.shutdown().await;
@@ -403,6 +390,9 @@ async fn a_silent_connection_is_closed_by_the_handshake_timeout() {
     let started = tokio::time::Instant::now();
     read_until_closed(&mut s).await;
     assert!(started.elapsed() < Duration::from_secs(5));
-    until(&a, "the timeout is counted", || a.metrics().errors >= 1).await;
+    until_event(a.subscribe(), "the timeout is counted", LIMIT, || {
+        a.metrics().errors >= 1
+    })
+    .await;
     a.shutdown().await;
 }

@@ -2,20 +2,24 @@
 //! on 127.0.0.1. Waits are bounded and driven by the nodes' events; nothing
 //! sleeps to synchronise.
 
+mod support;
+
 use std::{
     net::SocketAddr,
-    path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
+use support::peer;
+use testkit::TempDir;
 
 use crdt::{ActorId, ORMap};
 use futures_util::{SinkExt, StreamExt};
 use sync::{
-    EngineConfig, Event, Hello, MAGIC, Message, MessageCodec, Node, NodeConfig, NodeId, Peer,
-    RejectReason, StartupOutcome, StaticPeers,
+    Event, Hello, MAGIC, Message, MessageCodec, Node, NodeConfig, NodeId, RejectReason,
+    StartupOutcome, StaticPeers,
     storage::{MemoryStorage, RedbStorage, Storage},
 };
+use testkit::wait::until_event;
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
@@ -23,27 +27,9 @@ type Map = ORMap<String, u64>;
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn config(name: &str) -> NodeConfig {
-    let mut c = NodeConfig::new(name, "durable", SocketAddr::from(([127, 0, 0, 1], 0)));
-    c.engine = EngineConfig {
-        pull_interval: Duration::from_millis(50),
-        startup_timeout: Duration::from_millis(500),
-        ..EngineConfig::default()
-    };
-    c.reconnect_backoff_min = Duration::from_millis(10);
-    c.reconnect_backoff_max = Duration::from_millis(200);
+    let mut c = support::config(name, "durable");
+    c.engine.startup_timeout = Duration::from_millis(500);
     c
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "vantage-durable-{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 async fn durable(name: &str, storage: impl Storage, peers: Arc<StaticPeers>) -> Node {
@@ -66,13 +52,6 @@ async fn in_memory(name: &str, actor: u64, peers: Arc<StaticPeers>) -> Node {
         .expect("binds")
 }
 
-fn peer(node: &Node) -> Peer {
-    Peer {
-        id: node.id().clone(),
-        addr: node.local_addr(),
-    }
-}
-
 fn len(node: &Node) -> usize {
     node.read::<Map, _>("kv", |m| m.len()).expect("registered")
 }
@@ -82,21 +61,9 @@ fn actor(node: &Node) -> ActorId {
         .expect("registered")
 }
 
-async fn until(node: &Node, what: &str, mut done: impl FnMut() -> bool) {
-    let mut events = node.subscribe();
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        let _ = tokio::time::timeout(Duration::from_millis(100), events.recv()).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_durable_node_comes_back_with_its_actor_and_all_it_acknowledged() {
-    let dir = temp_dir("restart");
+    let dir = TempDir::new("restart");
     let path = dir.join("node.redb");
     let b_peers = Arc::new(StaticPeers::default());
     let b = in_memory("b", 2, b_peers.clone()).await;
@@ -115,7 +82,7 @@ async fn a_durable_node_comes_back_with_its_actor_and_all_it_acknowledged() {
             .expect("ready");
     }
     a.flush().await.expect("durable");
-    until(&b, "b has a's writes", || len(&b) == 100).await;
+    until_event(b.subscribe(), "b has a's writes", LIMIT, || len(&b) == 100).await;
     a.shutdown().await;
     drop(a);
 
@@ -144,10 +111,12 @@ async fn a_durable_node_comes_back_with_its_actor_and_all_it_acknowledged() {
     let dot = delta.iter().next().map(|(_, s)| s[0].dot).expect("one key");
     assert_eq!((dot.actor(), dot.counter()), (first, 101));
     a.flush().await.expect("durable");
-    until(&b, "b has the new write", || len(&b) == 101).await;
+    until_event(b.subscribe(), "b has the new write", LIMIT, || {
+        len(&b) == 101
+    })
+    .await;
     a.shutdown().await;
     b.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,7 +138,7 @@ async fn a_store_restored_from_an_older_copy_gets_a_fresh_actor_and_loses_nothin
             .expect("ready");
     }
     a.flush().await.expect("durable");
-    until(&b, "b has everything", || len(&b) == 11).await;
+    until_event(b.subscribe(), "b has everything", LIMIT, || len(&b) == 11).await;
     a.shutdown().await;
     drop(a);
     storage.replace(snapshot);
@@ -184,8 +153,8 @@ async fn a_store_restored_from_an_older_copy_gets_a_fresh_actor_and_loses_nothin
     let dot = delta.iter().next().map(|(_, s)| s[0].dot).expect("one key");
     assert_eq!(dot.counter(), 1, "a fresh actor starts at 1");
     a.flush().await.expect("durable");
-    until(&b, "b has all 12", || len(&b) == 12).await;
-    until(&a, "a has all 12", || len(&a) == 12).await;
+    until_event(b.subscribe(), "b has all 12", LIMIT, || len(&b) == 12).await;
+    until_event(a.subscribe(), "a has all 12", LIMIT, || len(&a) == 12).await;
     let mut retired = false;
     while let Ok(e) = events.try_recv() {
         retired |= matches!(
@@ -242,9 +211,12 @@ async fn a_fresh_node_catches_up_from_a_peer_holding_a_million_keys() {
     let fresh = in_memory("fresh", 2, fresh_peers).await;
     b_peers.set(vec![peer(&fresh)]);
     let t = Instant::now();
-    until(&fresh, "the fresh node has every key", || {
-        len(&fresh) == KEYS as usize
-    })
+    until_event(
+        fresh.subscribe(),
+        "the fresh node has every key",
+        LIMIT,
+        || len(&fresh) == KEYS as usize,
+    )
     .await;
     let took = t.elapsed();
     let m = fresh.metrics();
@@ -304,8 +276,14 @@ async fn a_node_of_a_later_version_joins_and_speaks_this_one() {
         .expect("ready");
     a.write::<Map, _>("kv", |m| m.insert("from-v2".into(), 2))
         .expect("ready");
-    until(&a, "a has the later node's write", || len(&a) == 2).await;
-    until(&l, "the later node has a's", || len(&l) == 2).await;
+    until_event(a.subscribe(), "a has the later node's write", LIMIT, || {
+        len(&a) == 2
+    })
+    .await;
+    until_event(l.subscribe(), "the later node has a's", LIMIT, || {
+        len(&l) == 2
+    })
+    .await;
     assert!(a.verified_peers().contains(l.id()));
     assert!(l.verified_peers().contains(a.id()));
 

@@ -15,14 +15,18 @@ use std::path::Path;
 use bytes::{Bytes, BytesMut};
 use crdt::{ActorId, CausalContext, DeltaCrdt, Dot, ORMap};
 use proptest::prelude::*;
+use sync::fuzzing::{LIMITS, check_stream};
 use sync::{
     CodecError, DEFAULT_MAX_FRAME_LENGTH, HANDSHAKE_MAX_FRAME_LENGTH, MAGIC, Message, MessageCodec,
     NodeId, PROTOCOL_VERSION, RejectReason, decode_message, encode_message,
 };
 use tokio_util::codec::Decoder;
 
-/// Frame limits to test with: tiny, the handshake limit, a session limit.
-const LIMITS: [usize; 3] = [64, HANDSHAKE_MAX_FRAME_LENGTH, 64 * 1024];
+/// A body on its own ([`sync::fuzzing::check_body`]), without measuring
+/// allocation.
+fn check_body(body: &[u8]) -> Result<Message, String> {
+    sync::fuzzing::check_body(body, None)
+}
 
 /// The bodies of the golden vectors in `tests/golden/` (without prefix).
 fn golden_bodies() -> Vec<(String, Vec<u8>)> {
@@ -106,105 +110,6 @@ fn frame(body: &[u8]) -> Vec<u8> {
     let mut out = (body.len() as u32).to_be_bytes().to_vec();
     out.extend_from_slice(body);
     out
-}
-
-/// A body decoded on its own: no panic; an accepted message re-encodes to a
-/// body that decodes to the same message; a refused one is a `Decode` error
-/// that says why.
-fn check_body(body: &[u8]) -> Result<Message, String> {
-    match decode_message(body) {
-        Ok(message) => {
-            let again = encode_message(&message).expect("a decoded message encodes");
-            assert_eq!(
-                decode_message(&again).expect("its encoding decodes"),
-                message,
-                "round trip of body {}",
-                hex::encode(body)
-            );
-            Ok(message)
-        }
-        Err(CodecError::Decode(e)) => {
-            let text = e.to_string();
-            assert!(!text.is_empty());
-            Err(text)
-        }
-        Err(other) => panic!("a body can only fail to decode, got {other:?}"),
-    }
-}
-
-/// Feeds `input` to a codec with frame limit `limit`, all at once or in
-/// `chunk`-sized pieces, and checks every step against the framing model.
-/// Returns the messages decoded.
-fn check_stream(input: &[u8], limit: usize, chunk: usize) -> Vec<Message> {
-    let mut codec = MessageCodec::new(limit);
-    let mut buf = BytesMut::new();
-    let mut fed = 0;
-    // what the model says is left to decode
-    let mut pos = 0;
-    let mut out = Vec::new();
-    // never more than the input plus one frame, whatever the prefixes claim
-    let bound = 2 * input.len() + limit + 64;
-    loop {
-        let before = buf.capacity();
-        let result = codec.decode(&mut buf);
-        let available = &input[pos..fed];
-        if available.len() < 4 {
-            assert!(
-                matches!(result, Ok(None)),
-                "a partial prefix waits: {result:?}"
-            );
-        } else {
-            let claimed = u32::from_be_bytes(available[..4].try_into().expect("4 bytes")) as usize;
-            if claimed > limit {
-                assert!(
-                    matches!(result, Err(CodecError::Frame(_))),
-                    "a prefix of {claimed} > {limit} is a framing error: {result:?}"
-                );
-                assert!(
-                    buf.capacity() <= before.max(input.len()),
-                    "nothing reserved for an oversize claim of {claimed}: {} > {}",
-                    buf.capacity(),
-                    before.max(input.len())
-                );
-                return out;
-            }
-            if available.len() - 4 < claimed {
-                assert!(
-                    matches!(result, Ok(None)),
-                    "a frame of {claimed} with {} bytes in waits: {result:?}",
-                    available.len() - 4
-                );
-            } else {
-                let body = &available[4..4 + claimed];
-                pos += 4 + claimed;
-                match (check_body(body), result) {
-                    (Ok(expected), Ok(Some(got))) => {
-                        assert_eq!(got, expected);
-                        out.push(got);
-                        assert_eq!(codec.bytes_decoded(), pos as u64);
-                        assert!(buf.capacity() <= bound, "{} > {bound}", buf.capacity());
-                        continue;
-                    }
-                    (Err(_), Err(CodecError::Decode(_))) => return out,
-                    (model, codec) => {
-                        panic!("codec disagrees with decode_message: {model:?} vs {codec:?}")
-                    }
-                }
-            }
-        }
-        assert!(
-            buf.capacity() <= bound,
-            "decoder reserved {} bytes for a {}-byte input with limit {limit}",
-            buf.capacity(),
-            input.len()
-        );
-        if fed == input.len() {
-            return out;
-        }
-        let next = (fed + chunk.max(1)).min(input.len());
-        buf.extend_from_slice(&input[fed..next]);
-        fed = next;
-    }
 }
 
 /// How a frame's length prefix relates to its body.
@@ -331,6 +236,8 @@ proptest! {
     ) {
         let _ = check_body(&input);
         check_stream(&input, limit, chunk);
+        // the fuzz target's body
+        sync::fuzzing::sync_codec(&input, None);
     }
 
     #[test]

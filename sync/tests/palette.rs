@@ -3,40 +3,27 @@
 //! restart, and sent in chunks when large. Waits are bounded and driven by
 //! the nodes' events; nothing sleeps to synchronise.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+mod support;
+
+use std::{sync::Arc, time::Duration};
+use support::peer;
+use testkit::TempDir;
 
 use crdt::{
     AWSet, ActorId, Count, DWFlag, EWFlag, GCounter, LwwReg, MVReg, Map, MapOf, MapOp, PNCounter,
     PosNeg, Rows, SetOf, SetOp,
 };
-use sync::{EngineConfig, Node, NodeBuilder, NodeConfig, Peer, StaticPeers, storage::RedbStorage};
+use sync::{Node, NodeBuilder, NodeConfig, StaticPeers, storage::RedbStorage};
+use testkit::wait::until_event;
 
 type Budgets = Map<String, PosNeg>;
 type Routes = Map<String, MapOf<String, SetOf<String>>>;
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn config(name: &str) -> NodeConfig {
-    let mut c = NodeConfig::new(name, "palette", SocketAddr::from(([127, 0, 0, 1], 0)));
-    c.engine = EngineConfig {
-        pull_interval: Duration::from_millis(50),
-        startup_timeout: Duration::from_millis(500),
-        ..EngineConfig::default()
-    };
-    c.reconnect_backoff_min = Duration::from_millis(10);
-    c.reconnect_backoff_max = Duration::from_millis(200);
+    let mut c = support::config(name, "palette");
+    c.engine.startup_timeout = Duration::from_millis(500);
     c
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "vantage-palette-{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 /// Registers one replica of every type, in memory, for `actor`.
@@ -126,25 +113,6 @@ fn same(a: &Node, b: &Node) -> bool {
         && eq::<Routes>(a, b, "routes")
 }
 
-fn peer(node: &Node) -> Peer {
-    Peer {
-        id: node.id().clone(),
-        addr: node.local_addr(),
-    }
-}
-
-async fn until(node: &Node, what: &str, mut done: impl FnMut() -> bool) {
-    let mut events = node.subscribe();
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        let _ = tokio::time::timeout(Duration::from_millis(100), events.recv()).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_palette_type_replicates_between_two_nodes_over_tcp() {
     let (pa, pb) = (
@@ -164,7 +132,10 @@ async fn every_palette_type_replicates_between_two_nodes_over_tcp() {
     write_all(&b, "b", 2);
     pa.set(vec![peer(&b)]);
     pb.set(vec![peer(&a)]);
-    until(&a, "both nodes hold equal states", || same(&a, &b)).await;
+    until_event(a.subscribe(), "both nodes hold equal states", LIMIT, || {
+        same(&a, &b)
+    })
+    .await;
 
     assert_eq!(a.read::<GCounter, _>("g", |c| c.value()).ok(), Some(3));
     assert_eq!(a.read::<PNCounter, _>("pn", |c| c.value()).ok(), Some(27));
@@ -215,13 +186,18 @@ async fn every_palette_type_replicates_between_two_nodes_over_tcp() {
         )
     })
     .expect("routes");
-    until(&a, "equal after the concurrent remove", || {
-        same(&a, &b)
-            && a.read::<Routes, _>("routes", |m| m.get(&"acme".to_string()))
-                .ok()
-                .flatten()
-                .is_some_and(|r| r.len() == 1 && r.contains_key("/home"))
-    })
+    until_event(
+        a.subscribe(),
+        "equal after the concurrent remove",
+        LIMIT,
+        || {
+            same(&a, &b)
+                && a.read::<Routes, _>("routes", |m| m.get(&"acme".to_string()))
+                    .ok()
+                    .flatten()
+                    .is_some_and(|r| r.len() == 1 && r.contains_key("/home"))
+        },
+    )
     .await;
     a.shutdown().await;
     b.shutdown().await;
@@ -229,7 +205,7 @@ async fn every_palette_type_replicates_between_two_nodes_over_tcp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_durable_node_comes_back_with_every_palette_replica_it_acknowledged() {
-    let dir = temp_dir("restart");
+    let dir = TempDir::new("restart");
     let path = dir.join("node.redb");
     std::fs::create_dir_all(&dir).expect("dir");
     let open = || {
@@ -297,7 +273,6 @@ async fn a_durable_node_comes_back_with_every_palette_replica_it_acknowledged() 
     );
     again.flush().await.expect("durable");
     again.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,12 +296,17 @@ async fn a_large_map_of_counters_travels_in_chunks() {
         .await
         .expect("binds");
     holder_peers.set(vec![peer(&fresh)]);
-    until(&fresh, "the fresh node has every tenant", || {
-        fresh
-            .read::<Budgets, _>("budgets", |m| m.stored_keys())
-            .expect("registered")
-            == TENANTS
-    })
+    until_event(
+        fresh.subscribe(),
+        "the fresh node has every tenant",
+        LIMIT,
+        || {
+            fresh
+                .read::<Budgets, _>("budgets", |m| m.stored_keys())
+                .expect("registered")
+                == TENANTS
+        },
+    )
     .await;
     let m = fresh.metrics();
     assert!(

@@ -3,30 +3,24 @@
 //! frame, and nodes without the key, with another key or of another cluster
 //! are refused and counted. Waits are bounded polls of node state.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+mod support;
+
+use std::{sync::Arc, time::Duration};
+use support::{Member, wire};
 
 use crdt::{ActorId, ORMap};
 use sync::{
-    EngineConfig, Node, NodeConfig, Peer, StaticPeers,
+    Node, Peer, StaticPeers,
     seal::{Key, Keyring},
 };
+use testkit::wait::until;
 use tokio::{io::AsyncWriteExt, net::TcpStream};
 
 type Map = ORMap<String, u64>;
 const LIMIT: Duration = Duration::from_secs(20);
 
-struct Member {
-    node: Node,
-    peers: Arc<StaticPeers>,
-}
-
 async fn start(name: &str, cluster: &str, keyring: Option<Keyring>) -> Member {
-    let mut c = NodeConfig::new(name, cluster, SocketAddr::from(([127, 0, 0, 1], 0)));
-    c.engine = EngineConfig {
-        pull_interval: Duration::from_millis(50),
-        ..EngineConfig::default()
-    };
-    c.reconnect_backoff_min = Duration::from_millis(10);
+    let mut c = support::config(name, cluster);
     c.reconnect_backoff_max = Duration::from_millis(100);
     c.seed = Some(name.len() as u64);
     c.keyring = keyring;
@@ -41,21 +35,6 @@ async fn start(name: &str, cluster: &str, keyring: Option<Keyring>) -> Member {
     Member { node, peers }
 }
 
-fn wire(members: &[&Member]) {
-    for m in members {
-        m.peers.set(
-            members
-                .iter()
-                .filter(|o| o.node.id() != m.node.id())
-                .map(|o| Peer {
-                    id: o.node.id().clone(),
-                    addr: o.node.local_addr(),
-                })
-                .collect(),
-        );
-    }
-}
-
 fn has(node: &Node, key: &str) -> bool {
     node.read::<Map, _>("kv", |m| m.get(&key.to_owned()).is_some())
         .expect("registered")
@@ -66,23 +45,12 @@ fn write(node: &Node, key: &str) {
         .expect("registered");
 }
 
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// Writes a key on each member and waits until every member has all of them.
 async fn round(members: &[&Member], label: &str) {
     for (i, m) in members.iter().enumerate() {
         write(&m.node, &format!("{label}-{i}"));
     }
-    until(label, || {
+    until(label, LIMIT, || {
         members
             .iter()
             .all(|m| (0..members.len()).all(|i| has(&m.node, &format!("{label}-{i}"))))
@@ -131,7 +99,7 @@ async fn a_key_rotates_across_a_running_cluster_without_losing_a_write() {
         id: members[0].node.id().clone(),
         addr: members[0].node.local_addr(),
     }]);
-    until("the old key is refused", || {
+    until("the old key is refused", LIMIT, || {
         members[0].node.rejections().unknown_key > 0
     })
     .await;
@@ -148,7 +116,7 @@ async fn plaintext_other_keys_and_other_clusters_are_refused_and_counted() {
     let b = start("b", "prod", Some(Keyring::new(key.clone()))).await;
     wire(&[&a, &b]);
     write(&a.node, "shared");
-    until("sealed nodes converge", || has(&b.node, "shared")).await;
+    until("sealed nodes converge", LIMIT, || has(&b.node, "shared")).await;
 
     // Each intruder holds a secret and pulls from `a`.
     let plain = start("plain", "prod", None).await;
@@ -161,7 +129,7 @@ async fn plaintext_other_keys_and_other_clusters_are_refused_and_counted() {
             addr: a.node.local_addr(),
         }]);
     }
-    until("all three kinds are counted", || {
+    until("all three kinds are counted", LIMIT, || {
         let r = a.node.rejections();
         r.plaintext > 0 && r.unknown_key > 0 && r.forged > 0
     })
@@ -174,7 +142,7 @@ async fn plaintext_other_keys_and_other_clusters_are_refused_and_counted() {
         .await
         .expect("write");
     raw.write_all(&[0u8; 23]).await.expect("write");
-    until("the malformed frame is counted", || {
+    until("the malformed frame is counted", LIMIT, || {
         a.node.rejections().malformed > 0
     })
     .await;
@@ -185,7 +153,10 @@ async fn plaintext_other_keys_and_other_clusters_are_refused_and_counted() {
     }
     // And the cluster still works.
     write(&b.node, "after");
-    until("sealed nodes still converge", || has(&a.node, "after")).await;
+    until("sealed nodes still converge", LIMIT, || {
+        has(&a.node, "after")
+    })
+    .await;
     for m in [&a, &b, &plain, &wrong_key, &other_cluster] {
         m.node.shutdown().await;
     }

@@ -11,7 +11,6 @@ use std::io::{Seek, SeekFrom, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crdt::ActorId;
@@ -21,36 +20,10 @@ use sync::storage::{
     Commit, FORMAT_VERSION, Identity, MemoryStorage, RedbStorage, ReplicaCommit, Storage,
     StorageError, Stored, StoredReplica,
 };
+use testkit::TempDir;
 
 // ---------------------------------------------------------------------------
-// Support: temp dirs, backends, builders.
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "vantage-storage-{}-{name}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+// Support: backends, builders (temp dirs: `testkit::TempDir`).
 
 /// A storage under test, which can be "restarted".
 trait Backend {

@@ -17,9 +17,13 @@ pub mod api_tls;
 pub mod check_core;
 pub mod checker;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod descriptors;
+#[cfg(feature = "demo")]
 pub mod fake_origin;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod keys;
 pub mod list_cache;
 pub mod metrics;
@@ -36,4 +40,6 @@ pub mod snapshot;
 pub mod spec;
 pub mod store;
 pub mod targets;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tokens;

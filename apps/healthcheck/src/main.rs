@@ -1,15 +1,13 @@
 //! The `healthcheck` command: run an agent, a demo cluster, or query an
 //! agent's status.
 
-use std::{path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use healthcheck::{
-    agent::Agent,
-    config::AgentConfig,
-    demo::{self, DemoConfig},
-};
+#[cfg(feature = "demo")]
+use healthcheck::demo::{self, DemoConfig};
+use healthcheck::{agent::Agent, config::AgentConfig};
 
 /// A distributed health checker: N agents share the checks of many origins.
 #[derive(Parser)]
@@ -28,6 +26,7 @@ enum Command {
         config: PathBuf,
     },
     /// Run a whole cluster in this process, with fake origins, for a while.
+    #[cfg(feature = "demo")]
     Demo {
         /// Agents to run.
         #[arg(long, default_value_t = 5)]
@@ -41,6 +40,7 @@ enum Command {
     },
     /// Serve a stand-in origin (200 OK to every request, or 503 with
     /// --failing) to point agents at while trying them out.
+    #[cfg(feature = "demo")]
     Origin {
         /// Where to listen.
         #[arg(long, default_value = "127.0.0.1:8090")]
@@ -105,6 +105,7 @@ fn run() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Agent { config } => agent(config).await,
+            #[cfg(feature = "demo")]
             Command::Demo {
                 nodes,
                 origins,
@@ -115,8 +116,8 @@ fn run() -> anyhow::Result<()> {
                 demo::run(DemoConfig {
                     nodes,
                     origins,
-                    duration: Duration::from_secs(duration.max(4)),
-                    interval: Duration::from_secs(1),
+                    duration: std::time::Duration::from_secs(duration.max(4)),
+                    interval: std::time::Duration::from_secs(1),
                 })
                 .await
                 .map(|_| ())
@@ -132,6 +133,7 @@ fn run() -> anyhow::Result<()> {
                 println!("{}", seal::Key::generate().to_base64());
                 Ok(())
             }
+            #[cfg(feature = "demo")]
             Command::Origin { listen, failing } => {
                 use healthcheck::fake_origin::{Behaviour, FakeOrigin};
                 let behaviour = if failing {

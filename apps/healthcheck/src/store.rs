@@ -172,16 +172,6 @@ mod tests {
         spec::OriginSpec,
     };
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "vantage-store-{name}-{}-{}",
-            std::process::id(),
-            crate::registry::now_ms()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
-
     /// Writes a registry the way the first release did.
     fn write_legacy(dir: &Path, registry: &Registry) {
         std::fs::create_dir_all(dir).expect("dir");
@@ -213,7 +203,7 @@ mod tests {
 
     #[test]
     fn the_first_releases_registry_is_migrated_once_and_the_old_file_renamed() {
-        let dir = temp_dir("migrate");
+        let dir = testkit::TempDir::new("store-migrate");
         let mut old = Registry::new(ActorId(42));
         for i in 0..50 {
             old.insert(
@@ -254,12 +244,11 @@ mod tests {
         let (_, again) = open(&dir).expect("opens");
         assert_eq!(again, 0);
         let _ = restored.digest();
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_corrupt_old_store_is_an_error_naming_it() {
-        let dir = temp_dir("corrupt-legacy");
+        let dir = testkit::TempDir::new("store-corrupt-legacy");
         std::fs::create_dir_all(&dir).expect("dir");
         std::fs::write(legacy_path(&dir), vec![0x5a; 10_000]).expect("write");
         let Err(e) = open(&dir) else {
@@ -268,6 +257,5 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("healthcheck.redb"), "{text}");
         assert!(legacy_path(&dir).exists(), "left in place");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

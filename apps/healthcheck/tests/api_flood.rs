@@ -104,9 +104,7 @@ async fn an_idle_connection_flood_leaves_the_api_answering_and_the_origins_up() 
     let origin = FakeOrigin::start(Behaviour::Healthy)
         .await
         .expect("fake origin");
-    let dir = std::env::temp_dir().join(format!("vantage-api-flood-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = testkit::TempDir::new("api-flood");
     let mut config = format!(
         "node = \"flood-1\"\ncluster = \"flood\"\ndata_dir = \"{}\"\n\
          [listen]\ngossip = \"127.0.0.1:0\"\nsync = \"127.0.0.1:0\"\napi = \"127.0.0.1:0\"\n\
@@ -184,5 +182,4 @@ async fn an_idle_connection_flood_leaves_the_api_answering_and_the_origins_up() 
     drop(flood);
     drop(agent);
     origin.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,12 +8,8 @@ use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn own_writes_are_in_the_next_list_and_gzip_matches_plain() {
-    let dir = std::env::temp_dir().join(format!(
-        "vantage-list-{}-{}",
-        std::process::id(),
-        healthcheck::registry::now_ms()
-    ));
-    let agent = Agent::start(AgentConfig::local("hc-list", dir.clone()))
+    let dir = testkit::TempDir::new("list");
+    let agent = Agent::start(AgentConfig::local("hc-list", dir.to_path_buf()))
         .await
         .expect("agent starts");
     let base = format!("http://{}", agent.api_addr());
@@ -79,5 +75,4 @@ async fn own_writes_are_in_the_next_list_and_gzip_matches_plain() {
         .expect("valid gzip");
     assert_eq!(unzipped, plain.to_vec());
     agent.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

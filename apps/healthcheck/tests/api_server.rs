@@ -12,6 +12,7 @@ use std::{
 
 use axum::{Router, routing::get};
 use healthcheck::api_server::{ApiLimits, ApiServer, ServerStats};
+use testkit::wait::until;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -99,14 +100,6 @@ async fn closed(stream: &mut TcpStream) -> bool {
     }
 }
 
-async fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 #[tokio::test]
 async fn more_idle_connections_than_the_cap_do_not_keep_a_request_out() {
     let s = server(limits(8)).await;
@@ -114,7 +107,10 @@ async fn more_idle_connections_than_the_cap_do_not_keep_a_request_out() {
     for _ in 0..50 {
         idle.push(TcpStream::connect(s.addr).await.expect("connect"));
     }
-    until("50 connections seen", || s.stats.get().opened >= 50).await;
+    until("50 connections seen", PATIENCE, || {
+        s.stats.get().opened >= 50
+    })
+    .await;
     let answer = tokio::time::timeout(Duration::from_secs(1), get_once(s.addr, "/"))
         .await
         .expect("answered within a second")
@@ -133,7 +129,7 @@ async fn busy_connections_are_not_evicted() {
     let slow = |addr| tokio::spawn(get_once(addr, "/slow"));
     let a = slow(s.addr);
     let b = slow(s.addr);
-    until("two slow requests running", || {
+    until("two slow requests running", PATIENCE, || {
         s.slow_started.load(Ordering::SeqCst) == 2
     })
     .await;
@@ -156,7 +152,7 @@ async fn busy_connections_are_not_evicted() {
 async fn a_connection_that_waits_for_a_busy_one_gets_its_slot() {
     let s = server(limits(1)).await;
     let a = tokio::spawn(get_once(s.addr, "/slow"));
-    until("slow request running", || {
+    until("slow request running", PATIENCE, || {
         s.slow_started.load(Ordering::SeqCst) == 1
     })
     .await;
@@ -204,7 +200,7 @@ async fn an_idle_keep_alive_connection_is_closed_at_the_idle_timeout() {
     let answered = tokio::time::Instant::now();
     assert!(closed(&mut c).await, "the server closed it");
     assert!(answered.elapsed() >= Duration::from_millis(250));
-    until("counted as an idle close", || {
+    until("counted as an idle close", PATIENCE, || {
         s.stats.get().idle_closed == 1
     })
     .await;

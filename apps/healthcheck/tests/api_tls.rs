@@ -4,24 +4,14 @@
 //! certificate and key that do not fit are refused, at start and on reload,
 //! and the certificate in force stays.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
+use healthcheck::testing::local_config;
 use healthcheck::{
     agent::Agent,
     config::{AgentConfig, TlsFiles},
 };
-use membership::Preset;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "vantage-api-tls-{name}-{}-{}",
-        std::process::id(),
-        healthcheck::registry::now_ms()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
+use testkit::TempDir;
 
 /// A new self-signed certificate for 127.0.0.1 and localhost: (cert PEM,
 /// key PEM).
@@ -32,9 +22,7 @@ fn certificate() -> (String, String) {
 }
 
 fn config(base: &std::path::Path) -> AgentConfig {
-    let mut c = AgentConfig::local("hc-tls", base.join("data"));
-    c.cluster = "tls".into();
-    c.preset = Preset::Local;
+    let mut c = local_config("hc-tls", base.join("data"), "tls");
     c.pull_interval = Duration::from_millis(200);
     c.tls = Some(TlsFiles {
         cert_file: base.join("api.crt"),
@@ -62,7 +50,7 @@ async fn get_trusting(cert: &str, url: &str) -> Result<u16, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_serves_https_and_takes_a_new_certificate_on_reload() {
-    let base = temp_dir("reload");
+    let base = TempDir::new("reload");
     let (cert1, key1) = certificate();
     std::fs::write(base.join("api.crt"), &cert1).expect("write");
     std::fs::write(base.join("api.key"), &key1).expect("write");
@@ -110,12 +98,11 @@ async fn the_api_serves_https_and_takes_a_new_certificate_on_reload() {
     assert_eq!(get_trusting(&cert2, &url).await, Ok(200));
 
     agent.shutdown().await;
-    let _ = std::fs::remove_dir_all(&base);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unusable_certificate_files_stop_the_start_naming_them() {
-    let base = temp_dir("bad");
+    let base = TempDir::new("bad");
     let (cert, _) = certificate();
     let (_, other_key) = certificate();
     for (cert_text, key_text, expect) in [
@@ -132,13 +119,7 @@ async fn unusable_certificate_files_stop_the_start_naming_them() {
             }
             Err(e) => e,
         };
-        let mut chain = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(e) = source {
-            chain.push_str(&format!(": {e}"));
-            source = e.source();
-        }
+        let chain = testkit::error_chain(&err);
         assert!(chain.contains(expect), "{expect}: {chain}");
     }
-    let _ = std::fs::remove_dir_all(&base);
 }

@@ -3,8 +3,9 @@
 //! address stops the start; a name that resolves into a denied range fails
 //! its checks with reason `denied` and is never connected to.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
+use healthcheck::testing::local_config;
 use healthcheck::{
     agent::{Agent, StartError},
     config::AgentConfig,
@@ -12,25 +13,19 @@ use healthcheck::{
     record::Status,
     spec::OriginSpec,
 };
-use membership::Preset;
 use serde_json::{Value, json};
+use testkit::TempDir;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "vantage-targets-{name}-{}-{}",
-        std::process::id(),
-        healthcheck::registry::now_ms()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-fn config(name: &str) -> AgentConfig {
-    let mut c = AgentConfig::local(format!("hc-{name}"), temp_dir(name).join("data"));
-    c.cluster = format!("targets-{name}");
-    c.preset = Preset::Local;
-    c
+/// Agent `hc-{name}` of its own cluster, with its data in the returned
+/// directory (removed when it is dropped).
+fn config(name: &str) -> (TempDir, AgentConfig) {
+    let dir = TempDir::new(&format!("targets-{name}"));
+    let c = local_config(
+        format!("hc-{name}"),
+        dir.join("data"),
+        &format!("targets-{name}"),
+    );
+    (dir, c)
 }
 
 async fn put(http: &reqwest::Client, api: &str, id: &str, body: Value) -> (u16, Value) {
@@ -46,7 +41,7 @@ async fn put(http: &reqwest::Client, api: &str, id: &str, body: Value) -> (u16, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_put_aimed_at_a_denied_target_is_a_400_naming_the_address() {
-    let mut c = config("put");
+    let (_dir, mut c) = config("put");
     c.checks.deny = vec![
         "127.0.0.0/8".parse().expect("net"),
         "::1/128".parse().expect("net"),
@@ -83,7 +78,7 @@ async fn a_put_aimed_at_a_denied_target_is_a_400_naming_the_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configured_origin_with_a_denied_address_stops_the_start() {
-    let mut c = config("configured");
+    let (_dir, mut c) = config("configured");
     c.origins = vec![("meta".into(), OriginSpec::new("169.254.169.254:80"))];
     let err = match Agent::start(c).await {
         Ok(a) => {
@@ -104,7 +99,7 @@ async fn a_name_that_resolves_into_a_denied_range_fails_as_denied_without_a_conn
         .await
         .expect("fake origin");
     let port = origin.addr().port();
-    let mut c = config("later");
+    let (_dir, mut c) = config("later");
     c.checks.deny = vec![
         "127.0.0.0/8".parse().expect("net"),
         "::1/128".parse().expect("net"),

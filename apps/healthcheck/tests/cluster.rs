@@ -5,70 +5,22 @@
 
 use std::{
     collections::BTreeMap,
-    path::PathBuf,
     time::{Duration, Instant},
 };
 
+use healthcheck::testing::{LIMIT, cluster, fast_config, start_seeded};
 use healthcheck::{
     agent::Agent,
-    config::AgentConfig,
     fake_origin::{Behaviour, FakeOrigin},
     record::Status,
     spec::OriginSpec,
 };
 use membership::Preset;
 use serde_json::{Value, json};
+use testkit::TempDir;
+use testkit::wait::until;
 
 const INTERVAL: Duration = Duration::from_millis(300);
-const LIMIT: Duration = Duration::from_secs(30);
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "vantage-it-{name}-{}-{}",
-        std::process::id(),
-        healthcheck::registry::now_ms()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn config(i: usize, base: &std::path::Path, seeds: Vec<std::net::SocketAddr>) -> AgentConfig {
-    let mut c = AgentConfig::local(format!("hc-{i}"), base.join(format!("hc-{i}")));
-    c.cluster = "it".into();
-    c.preset = Preset::Local;
-    c.pull_interval = Duration::from_millis(200);
-    c.takeover_grace = Duration::from_millis(500);
-    c.record_refresh = Duration::from_secs(5);
-    c.seeds = seeds;
-    c
-}
-
-async fn cluster(n: usize, base: &std::path::Path) -> Vec<Agent> {
-    let mut agents: Vec<Agent> = Vec::new();
-    for i in 0..n {
-        let seeds = agents
-            .first()
-            .map(|a| vec![a.gossip_addr()])
-            .unwrap_or_default();
-        agents.push(
-            Agent::start(config(i, base, seeds))
-                .await
-                .expect("agent starts"),
-        );
-    }
-    until("every agent sees all members", || {
-        agents.iter().all(|a| {
-            a.shared()
-                .members()
-                .iter()
-                .filter(|m| m.state != membership::MemberState::Down)
-                .count()
-                == n
-        })
-    })
-    .await;
-    agents
-}
 
 fn spec_for(origin: &FakeOrigin) -> OriginSpec {
     let mut spec = OriginSpec::new(origin.addr().to_string());
@@ -77,14 +29,6 @@ fn spec_for(origin: &FakeOrigin) -> OriginSpec {
     spec.rise = 1;
     spec.fall = 1;
     spec
-}
-
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LIMIT;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Checkers of each origin (agent names) since the last reset.
@@ -135,12 +79,12 @@ async fn window(d: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_origin_has_exactly_one_checker_and_a_killed_owner_is_replaced() {
-    let base = temp_dir("owners");
-    let mut agents = cluster(4, &base).await;
+    let base = TempDir::new("owners");
+    let mut agents = cluster(4, "it", &base).await;
     let origins = fake_origins(24).await;
     register(&agents[0], &origins).await;
     // Let ownership settle: every agent has the registry and has checked.
-    until("every origin is checked", || {
+    until("every origin is checked", LIMIT, || {
         origins.iter().all(|(_, o)| o.hits() > 0)
     })
     .await;
@@ -190,7 +134,7 @@ async fn each_origin_has_exactly_one_checker_and_a_killed_owner_is_replaced() {
     origins.iter().for_each(|(_, o)| o.reset_hits());
     let killed = Instant::now();
     agents.remove(victim).kill().await;
-    until("every orphan is checked by another agent", || {
+    until("every orphan is checked by another agent", LIMIT, || {
         let seen = checkers(&origins);
         orphans.iter().all(|id| seen[id].iter().any(|n| *n != name))
     })
@@ -206,17 +150,16 @@ async fn each_origin_has_exactly_one_checker_and_a_killed_owner_is_replaced() {
     for (_, o) in origins {
         o.shutdown().await;
     }
-    let _ = std::fs::remove_dir_all(&base);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_origin_going_down_shows_down_on_every_agent() {
-    let base = temp_dir("down");
-    let agents = cluster(3, &base).await;
+    let base = TempDir::new("down");
+    let agents = cluster(3, "it", &base).await;
     let origins = fake_origins(3).await;
     register(&agents[1], &origins).await;
     let id = origins[0].0.clone();
-    until("the origin is up everywhere", || {
+    until("the origin is up everywhere", LIMIT, || {
         agents.iter().all(|a| {
             a.shared()
                 .health(&id)
@@ -225,7 +168,7 @@ async fn an_origin_going_down_shows_down_on_every_agent() {
     })
     .await;
     origins[0].1.set_behaviour(Behaviour::Failing).await;
-    until("the origin is down everywhere", || {
+    until("the origin is down everywhere", LIMIT, || {
         agents.iter().all(|a| {
             a.shared()
                 .health(&id)
@@ -241,7 +184,6 @@ async fn an_origin_going_down_shows_down_on_every_agent() {
     for (_, o) in origins {
         o.shutdown().await;
     }
-    let _ = std::fs::remove_dir_all(&base);
 }
 
 async fn get(url: String) -> (u16, Value) {
@@ -253,8 +195,8 @@ async fn get(url: String) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_contract_and_a_registry_that_survives_a_full_restart() {
-    let base = temp_dir("api");
-    let agents = cluster(3, &base).await;
+    let base = TempDir::new("api");
+    let agents = cluster(3, "it", &base).await;
     let origin = FakeOrigin::start(Behaviour::Healthy).await.expect("bind");
     let http = reqwest::Client::new();
     let api = |i: usize| format!("http://{}", agents[i].api_addr());
@@ -404,7 +346,7 @@ async fn the_api_contract_and_a_registry_that_survives_a_full_restart() {
         .await
         .expect("delete");
     assert_eq!(r.status().as_u16(), 404);
-    until("the delete reaches every agent", || {
+    until("the delete reaches every agent", LIMIT, || {
         agents
             .iter()
             .all(|a| a.shared().origin("web-2").is_none() && a.shared().origin("web-1").is_some())
@@ -416,18 +358,7 @@ async fn the_api_contract_and_a_registry_that_survives_a_full_restart() {
     for a in agents {
         a.shutdown().await;
     }
-    let mut restarted: Vec<Agent> = Vec::new();
-    for i in 0..3 {
-        let seeds = restarted
-            .first()
-            .map(|a| vec![a.gossip_addr()])
-            .unwrap_or_default();
-        restarted.push(
-            Agent::start(config(i, &base, seeds))
-                .await
-                .expect("restart"),
-        );
-    }
+    let restarted = start_seeded(3, |i, seeds| fast_config(i, "it", &base, seeds)).await;
     for (i, a) in restarted.iter().enumerate() {
         a.shared().node().ready().await;
         let ids: Vec<String> = a.shared().origins().into_iter().map(|(id, _)| id).collect();
@@ -443,7 +374,7 @@ async fn the_api_contract_and_a_registry_that_survives_a_full_restart() {
         );
     }
     // …and they work together again
-    until("the restarted cluster checks web-1", || {
+    until("the restarted cluster checks web-1", LIMIT, || {
         restarted.iter().all(|a| {
             a.shared()
                 .health("web-1")
@@ -462,5 +393,4 @@ async fn the_api_contract_and_a_registry_that_survives_a_full_restart() {
         a.shutdown().await;
     }
     origin.shutdown().await;
-    let _ = std::fs::remove_dir_all(&base);
 }

@@ -6,25 +6,14 @@
 
 use std::{
     path::{Path, PathBuf},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
+use healthcheck::testing::{LIMIT, live, local_config, start_seeded};
 use healthcheck::{agent::Agent, config::AgentConfig, spec::OriginSpec};
-use membership::{MemberState, Preset};
 use seal::Key;
-
-const LIMIT: Duration = Duration::from_secs(30);
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "vantage-key-{name}-{}-{}",
-        std::process::id(),
-        healthcheck::registry::now_ms()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
+use testkit::TempDir;
+use testkit::wait::until;
 
 fn config(
     name: &str,
@@ -32,9 +21,7 @@ fn config(
     seeds: Vec<std::net::SocketAddr>,
     keys: Option<&[&Key]>,
 ) -> AgentConfig {
-    let mut c = AgentConfig::local(name, base.join(name));
-    c.cluster = "it".into();
-    c.preset = Preset::Local;
+    let mut c = local_config(name, base.join(name), "it");
     c.pull_interval = Duration::from_millis(100);
     c.seeds = seeds;
     if let Some(keys) = keys {
@@ -53,23 +40,6 @@ fn write_keys(path: &Path, keys: &[&Key]) {
     std::fs::write(path, format!("# cluster keys, primary first\n{text}")).expect("write keys");
 }
 
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LIMIT;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn live(agent: &Agent) -> usize {
-    agent
-        .shared()
-        .members()
-        .iter()
-        .filter(|m| m.state != MemberState::Down)
-        .count()
-}
-
 async fn put(agent: &Agent, id: &str) {
     agent
         .shared()
@@ -81,7 +51,7 @@ async fn put(agent: &Agent, id: &str) {
 /// Registers `id` on the first agent and waits until every agent has it.
 async fn replicated(agents: &[Agent], id: &str) {
     put(&agents[0], id).await;
-    until(&format!("{id} on every agent"), || {
+    until(&format!("{id} on every agent"), LIMIT, || {
         agents.iter().all(|a| a.shared().origin(id).is_some())
     })
     .await;
@@ -103,19 +73,14 @@ async fn metric(agent: &Agent, needle: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyed_agents_refuse_a_keyless_one_and_rotate_their_key_live() {
-    let base = temp_dir("rotate");
+    let base = TempDir::new("rotate");
     let old = Key::generate();
     let new = Key::generate();
-    let mut agents: Vec<Agent> = Vec::new();
-    for i in 0..3 {
-        let seeds = agents
-            .first()
-            .map(|a| vec![a.gossip_addr()])
-            .unwrap_or_default();
-        let c = config(&format!("hc-{i}"), &base, seeds, Some(&[&old]));
-        agents.push(Agent::start(c).await.expect("agent starts"));
-    }
-    until("three keyed agents see each other", || {
+    let agents = start_seeded(3, |i, seeds| {
+        config(&format!("hc-{i}"), &base, seeds, Some(&[&old]))
+    })
+    .await;
+    until("three keyed agents see each other", LIMIT, || {
         agents.iter().all(|a| live(a) == 3)
     })
     .await;
@@ -126,7 +91,7 @@ async fn keyed_agents_refuse_a_keyless_one_and_rotate_their_key_live() {
         .await
         .expect("agent starts");
     put(&plain, "from-plain").await;
-    until("the keyless agent's datagrams are counted", || {
+    until("the keyless agent's datagrams are counted", LIMIT, || {
         agents[0].shared().swim_rejections().plaintext > 0
     })
     .await;
@@ -182,7 +147,6 @@ async fn keyed_agents_refuse_a_keyless_one_and_rotate_their_key_live() {
     for a in agents {
         a.shutdown().await;
     }
-    let _ = std::fs::remove_dir_all(&base);
 }
 
 #[test]
@@ -193,7 +157,7 @@ fn the_key_file_is_read_from_the_config_and_a_bad_one_stops_the_start() {
     )
     .expect("valid");
     assert_eq!(c.key_file, Some(PathBuf::from("/etc/hc/keys")));
-    let base = temp_dir("badkey");
+    let base = TempDir::new("badkey");
     let mut c = config("bad", &base, vec![], None);
     std::fs::write(base.join("bad.keys"), "c2hvcnQ=\n").expect("write");
     c.key_file = Some(base.join("bad.keys"));
@@ -203,12 +167,6 @@ fn the_key_file_is_read_from_the_config_and_a_bad_one_stops_the_start() {
         .err()
         .expect("a bad key file stops the start");
     // The error and its causes, each said once, as the binary prints them.
-    let mut chain = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(e) = source {
-        chain.push_str(&format!(": {e}"));
-        source = e.source();
-    }
+    let chain = testkit::error_chain(&err);
     assert!(chain.contains("bad.keys:1"), "{chain}");
-    let _ = std::fs::remove_dir_all(&base);
 }

@@ -3,9 +3,13 @@
 //! packet loss between the agents, a stop and restart of all of them) against
 //! this build's `healthcheck` binary.
 //!
-//! Needs root and network namespaces; elsewhere it says why it skips and
-//! passes. `VANTAGE_SKIP_FAULTS=1` skips it too. The loss window is short
-//! here (`LOSS_SECONDS`, default 20); the script's own default is 300 s.
+//! Needs root and network namespaces. Under `CI=true` a machine that cannot
+//! run it fails the test, and so does a check the script could not run (it
+//! exits 3 and prints `NOT RUN`): CI never reports a pass for what did not
+//! run. Elsewhere the test says why it skips and passes, and a check the
+//! script could not run is printed loudly. `VANTAGE_SKIP_FAULTS=1` skips it
+//! on purpose, CI or not. The loss window is short here (`LOSS_SECONDS`,
+//! default 20); the script's own default is 300 s.
 
 use std::{
     fs::File,
@@ -17,11 +21,13 @@ use std::{
 /// The script is bounded by its own timeouts; this is a last resort.
 const LIMIT: Duration = Duration::from_secs(600);
 
+/// Whether this run is CI's (`CI=true`), where what cannot run fails.
+fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
 /// Why this machine cannot run the script, if it cannot.
 fn skip_reason() -> Option<String> {
-    if std::env::var("VANTAGE_SKIP_FAULTS").is_ok_and(|v| v == "1") {
-        return Some("VANTAGE_SKIP_FAULTS=1".into());
-    }
     let uid = Command::new("id").arg("-u").output();
     match uid {
         Ok(out) if String::from_utf8_lossy(&out.stdout).trim() == "0" => {}
@@ -57,8 +63,16 @@ fn script() -> PathBuf {
 
 #[test]
 fn agents_survive_kills_partitions_loss_and_restarts() {
+    if std::env::var("VANTAGE_SKIP_FAULTS").is_ok_and(|v| v == "1") {
+        println!("skipping on purpose: VANTAGE_SKIP_FAULTS=1");
+        return;
+    }
     if let Some(reason) = skip_reason() {
-        println!("skipping: {reason}");
+        assert!(
+            !under_ci(),
+            "CI=true: the fault-injection checks could NOT RUN: {reason}"
+        );
+        println!("skipping (NOT RUN; under CI=true this fails): {reason}");
         return;
     }
     let out_path = std::env::temp_dir().join(format!("vantage-fi-{}.log", std::process::id()));
@@ -68,6 +82,7 @@ fn agents_survive_kills_partitions_loss_and_restarts() {
     let mut child = Command::new("bash")
         .arg(script())
         .env("HEALTHCHECK_BIN", env!("CARGO_BIN_EXE_healthcheck"))
+        .env("CI", if under_ci() { "true" } else { "" })
         .env("LOSS_SECONDS", env_or("LOSS_SECONDS", "20"))
         .env("KILL_ROUNDS", env_or("KILL_ROUNDS", "2"))
         .env("PARTITION_SECONDS", env_or("PARTITION_SECONDS", "6"))
@@ -102,11 +117,24 @@ fn agents_survive_kills_partitions_loss_and_restarts() {
     let output = std::fs::read_to_string(&out_path).unwrap_or_default();
     let _ = std::fs::remove_file(&out_path);
     println!("{output}");
+    let not_run = output.contains("NOT RUN:");
     match status {
+        Some(s) if s.code() == Some(3) => {
+            panic!("CI=true: scripts/fault-injection.sh could not run every check (NOT RUN above)")
+        }
         Some(s) => assert!(
             s.success(),
             "scripts/fault-injection.sh failed ({s}); its output is above"
         ),
         None => panic!("scripts/fault-injection.sh ran longer than {LIMIT:?}; stopped"),
+    }
+    // The script already fails under CI=true when a check did not run; this
+    // holds the test to it even if the script's exit status were lost.
+    assert!(
+        !(under_ci() && not_run),
+        "CI=true: a check was NOT RUN; its output is above"
+    );
+    if not_run {
+        println!("WARNING: not every fault-injection check ran (NOT RUN above)");
     }
 }

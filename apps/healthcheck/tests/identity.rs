@@ -11,58 +11,35 @@
 //! vanished on every agent.
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant},
 };
 
 use std::collections::BTreeSet;
 
+use healthcheck::testing::{LIMIT, alive, cluster, fast_config, start_seeded};
 use healthcheck::{
     agent::{Agent, StartError},
-    config::AgentConfig,
     fake_origin::{Behaviour, FakeOrigin},
     record::Status,
     registry::{HEALTH, HealthMap, ORIGINS, Registry},
     spec::OriginSpec,
 };
 use membership::Preset;
-
-const LIMIT: Duration = Duration::from_secs(30);
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "vantage-id-{name}-{}-{}",
-        std::process::id(),
-        healthcheck::registry::now_ms()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn config(i: usize, base: &Path, seeds: Vec<std::net::SocketAddr>) -> AgentConfig {
-    let mut c = AgentConfig::local(format!("hc-{i}"), base.join(format!("hc-{i}")));
-    c.cluster = "id".into();
-    c.preset = Preset::Local;
-    c.pull_interval = Duration::from_millis(200);
-    c.takeover_grace = Duration::from_millis(500);
-    c.record_refresh = Duration::from_secs(5);
-    c.seeds = seeds;
-    c
-}
-
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LIMIT;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use testkit::TempDir;
+use testkit::wait::until;
 
 /// An origin nobody listens on (checks fail; only the registry matters here).
 fn spec() -> OriginSpec {
     let mut spec = OriginSpec::new("127.0.0.1:9");
     spec.interval_ms = 60_000;
     spec
+}
+
+/// [`cluster`] of `n` agents of cluster "id", as slots an agent can be
+/// taken out of (stopped) and put back in (restarted).
+async fn slots(n: usize, base: &Path) -> Vec<Option<Agent>> {
+    cluster(n, "id", base).await.into_iter().map(Some).collect()
 }
 
 /// What happens to the data dir between two runs of an agent.
@@ -99,19 +76,13 @@ fn lose(dir: &Path, loss: Loss) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_write_survives_a_lost_data_dir() {
-    let base = temp_dir("lost");
-    let mut agents: Vec<Option<Agent>> = Vec::new();
-    for i in 0..3 {
-        let seeds = agents
-            .first()
-            .and_then(|a| a.as_ref().map(|a| vec![a.gossip_addr()]))
-            .unwrap_or_default();
-        agents.push(Some(
-            Agent::start(config(i, &base, seeds))
-                .await
-                .expect("agent starts"),
-        ));
-    }
+    let base = TempDir::new("lost");
+    let mut agents: Vec<Option<Agent>> =
+        start_seeded(3, |i, seeds| fast_config(i, "id", &base, seeds))
+            .await
+            .into_iter()
+            .map(Some)
+            .collect();
     let seed = agents[0].as_ref().map(Agent::gossip_addr).expect("agent 0");
     let mut acknowledged: Vec<String> = Vec::new();
     // Each round: stop hc-2, lose its data dir, start it again, register 20
@@ -125,10 +96,10 @@ async fn every_acknowledged_write_survives_a_lost_data_dir() {
             a.shutdown().await;
         }
         lose(&base.join("hc-2"), loss);
-        let a = Agent::start(config(2, &base, vec![seed]))
+        let a = Agent::start(fast_config(2, "id", &base, vec![seed]))
             .await
             .expect("restart after a lost data dir");
-        until("hc-2 sees the cluster", || {
+        until("hc-2 sees the cluster", LIMIT, || {
             a.shared()
                 .members()
                 .iter()
@@ -145,6 +116,7 @@ async fn every_acknowledged_write_survives_a_lost_data_dir() {
         agents[2] = Some(a);
         until(
             &format!("round {round} ({loss:?}): every write on every agent"),
+            LIMIT,
             || {
                 agents.iter().flatten().all(|a| {
                     let ids = a.shared().origins();
@@ -162,18 +134,7 @@ async fn every_acknowledged_write_survives_a_lost_data_dir() {
             a.shutdown().await;
         }
     }
-    let mut restarted: Vec<Agent> = Vec::new();
-    for i in 0..3 {
-        let seeds = restarted
-            .first()
-            .map(|a| vec![a.gossip_addr()])
-            .unwrap_or_default();
-        restarted.push(
-            Agent::start(config(i, &base, seeds))
-                .await
-                .expect("restart"),
-        );
-    }
+    let restarted = start_seeded(3, |i, seeds| fast_config(i, "id", &base, seeds)).await;
     for (i, a) in restarted.iter().enumerate() {
         let ids: Vec<String> = a.shared().origins().into_iter().map(|(id, _)| id).collect();
         assert_eq!(ids, acknowledged, "agent {i} after a full restart");
@@ -181,37 +142,6 @@ async fn every_acknowledged_write_survives_a_lost_data_dir() {
     for a in restarted {
         a.shutdown().await;
     }
-    let _ = std::fs::remove_dir_all(&base);
-}
-
-/// Starts `n` agents (hc-0 … hc-{n-1}) seeded with the first; waits until
-/// each sees all.
-async fn cluster(n: usize, base: &Path) -> Vec<Agent> {
-    let mut agents: Vec<Agent> = Vec::new();
-    for i in 0..n {
-        let seeds = agents
-            .first()
-            .map(|a| vec![a.gossip_addr()])
-            .unwrap_or_default();
-        agents.push(
-            Agent::start(config(i, base, seeds))
-                .await
-                .expect("agent starts"),
-        );
-    }
-    until("every agent sees all members", || {
-        agents.iter().all(|a| alive(a) == n)
-    })
-    .await;
-    agents
-}
-
-fn alive(a: &Agent) -> usize {
-    a.shared()
-        .members()
-        .iter()
-        .filter(|m| m.state == membership::MemberState::Alive)
-        .count()
 }
 
 /// The actors in the causal contexts of an agent's two replicas.
@@ -244,8 +174,8 @@ fn healthy_spec(origin: &FakeOrigin) -> OriginSpec {
 /// per agent, through graceful stops and crashes alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contexts_do_not_grow_with_restarts() {
-    let base = temp_dir("restarts");
-    let mut agents: Vec<Option<Agent>> = cluster(3, &base).await.into_iter().map(Some).collect();
+    let base = TempDir::new("restarts");
+    let mut agents = slots(3, &base).await;
     let origin = FakeOrigin::start(Behaviour::Healthy).await.expect("bind");
     let first = agents[0].as_ref().expect("agent 0");
     first
@@ -263,7 +193,7 @@ async fn contexts_do_not_grow_with_restarts() {
         } else {
             a.kill().await; // no goodbye: the others detect the failure
         }
-        let a = Agent::start(config(2, &base, vec![seed]))
+        let a = Agent::start(fast_config(2, "id", &base, vec![seed]))
             .await
             .expect("restart");
         a.shared().node().ready().await;
@@ -277,6 +207,7 @@ async fn contexts_do_not_grow_with_restarts() {
         agents[2] = Some(a);
         until(
             &format!("round {round}: the registration everywhere"),
+            LIMIT,
             || {
                 agents
                     .iter()
@@ -287,7 +218,7 @@ async fn contexts_do_not_grow_with_restarts() {
         .await;
     }
     assert_eq!(actors.len(), 1, "hc-2 kept one actor through 8 restarts");
-    until("all contexts settle", || {
+    until("all contexts settle", LIMIT, || {
         agents.iter().flatten().all(|a| {
             let (origins, health) = context_actors(a);
             origins <= 3 && health <= 3
@@ -306,7 +237,6 @@ async fn contexts_do_not_grow_with_restarts() {
         a.shutdown().await;
     }
     origin.shutdown().await;
-    let _ = std::fs::remove_dir_all(&base);
 }
 
 /// Issue 11 item 4: health records were not persisted and a restarted owner
@@ -315,8 +245,8 @@ async fn contexts_do_not_grow_with_restarts() {
 /// persisted record and writes nothing before it has caught up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_owner_never_publishes_a_guess() {
-    let base = temp_dir("guess");
-    let mut agents: Vec<Option<Agent>> = cluster(3, &base).await.into_iter().map(Some).collect();
+    let base = TempDir::new("guess");
+    let mut agents = slots(3, &base).await;
     // A dead origin whose owner is hc-2.
     let names = ["hc-0", "hc-1", "hc-2"];
     let id = (0..)
@@ -331,7 +261,7 @@ async fn a_restarted_owner_never_publishes_a_guess() {
     dead.initial = Status::Up;
     let a0 = agents[0].as_ref().expect("agent 0");
     a0.shared().put_origin(&id, dead).await.expect("persisted");
-    until("hc-2 finds it down, and everyone sees it", || {
+    until("hc-2 finds it down, and everyone sees it", LIMIT, || {
         agents.iter().flatten().all(|a| {
             a.shared()
                 .health(&id)
@@ -342,7 +272,7 @@ async fn a_restarted_owner_never_publishes_a_guess() {
     let seed = a0.gossip_addr();
     let a2 = agents[2].take().expect("agent 2");
     a2.kill().await;
-    let a2 = Agent::start(config(2, &base, vec![seed]))
+    let a2 = Agent::start(fast_config(2, "id", &base, vec![seed]))
         .await
         .expect("restart");
     assert_eq!(
@@ -369,7 +299,6 @@ async fn a_restarted_owner_never_publishes_a_guess() {
     for a in agents.into_iter().flatten() {
         a.shutdown().await;
     }
-    let _ = std::fs::remove_dir_all(&base);
 }
 
 /// Issue 11 item 2: a member live in SWIM whose sync handshake fails (here:
@@ -379,8 +308,8 @@ async fn a_restarted_owner_never_publishes_a_guess() {
 /// over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_whose_sync_handshake_fails_owns_nothing() {
-    let base = temp_dir("ghost");
-    let agents = cluster(2, &base).await;
+    let base = TempDir::new("ghost");
+    let agents = cluster(2, "id", &base).await;
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr")
@@ -393,7 +322,7 @@ async fn a_member_whose_sync_handshake_fails_owns_nothing() {
     let ghost = membership::Membership::start(ghost)
         .await
         .expect("ghost joins");
-    until("the agents see the ghost alive in SWIM", || {
+    until("the agents see the ghost alive in SWIM", LIMIT, || {
         agents.iter().all(|a| alive(a) == 3)
     })
     .await;
@@ -419,7 +348,7 @@ async fn a_member_whose_sync_handshake_fails_owns_nothing() {
         "the ghost would own {} origins",
         ghosts.len()
     );
-    until("every origin is up on both agents", || {
+    until("every origin is up on both agents", LIMIT, || {
         origins.iter().all(|(id, _)| {
             agents.iter().all(|a| {
                 a.shared()
@@ -452,7 +381,6 @@ async fn a_member_whose_sync_handshake_fails_owns_nothing() {
     for (_, o) in origins {
         o.shutdown().await;
     }
-    let _ = std::fs::remove_dir_all(&base);
 }
 
 /// Issue 11 item 2: a second agent started with a live agent's name showed
@@ -460,9 +388,9 @@ async fn a_member_whose_sync_handshake_fails_owns_nothing() {
 /// twice. It is refused now, naming both addresses; the running one goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_agent_with_a_live_name_is_refused() {
-    let base = temp_dir("dup");
-    let agents = cluster(2, &base).await;
-    let mut twin = config(1, &base.join("twin"), vec![agents[0].gossip_addr()]);
+    let base = TempDir::new("dup");
+    let agents = cluster(2, "id", &base).await;
+    let mut twin = fast_config(1, "id", &base.join("twin"), vec![agents[0].gossip_addr()]);
     twin.data_dir = base.join("twin-data");
     let err = match Agent::start(twin).await {
         Ok(a) => {
@@ -490,7 +418,7 @@ async fn a_second_agent_with_a_live_name_is_refused() {
         .put_origin("after", healthy_spec(&origin))
         .await
         .expect("persisted");
-    until("the cluster still works", || {
+    until("the cluster still works", LIMIT, || {
         agents.iter().all(|a| {
             a.shared()
                 .health("after")
@@ -502,5 +430,4 @@ async fn a_second_agent_with_a_live_name_is_refused() {
         a.shutdown().await;
     }
     origin.shutdown().await;
-    let _ = std::fs::remove_dir_all(&base);
 }

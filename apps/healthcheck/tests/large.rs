@@ -5,35 +5,21 @@
 //! responder failed to encode the answer every round). It now travels in
 //! chunks joined as one answer.
 
-use std::{
-    path::PathBuf,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
+use healthcheck::testing::local_config;
 use healthcheck::{
     agent::Agent,
     config::AgentConfig,
     registry::{ORIGINS, Registered, Registry},
     spec::OriginSpec,
 };
-use membership::Preset;
+use testkit::TempDir;
 
 const ORIGINS_N: usize = 200_000;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "vantage-large-{name}-{}-{}",
-        std::process::id(),
-        healthcheck::registry::now_ms()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 fn config(i: usize, base: &std::path::Path, seeds: Vec<std::net::SocketAddr>) -> AgentConfig {
-    let mut c = AgentConfig::local(format!("hc-{i}"), base.join(format!("hc-{i}")));
-    c.cluster = "large".into();
-    c.preset = Preset::Local;
+    let mut c = local_config(format!("hc-{i}"), base.join(format!("hc-{i}")), "large");
     c.pull_interval = Duration::from_millis(200);
     c.seeds = seeds;
     c
@@ -41,7 +27,7 @@ fn config(i: usize, base: &std::path::Path, seeds: Vec<std::net::SocketAddr>) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_agent_joins_a_cluster_of_200_000_registered_origins() {
-    let base = temp_dir("join");
+    let base = TempDir::new("join");
     let a = Agent::start(config(0, &base, vec![]))
         .await
         .expect("starts");
@@ -115,5 +101,4 @@ async fn a_new_agent_joins_a_cluster_of_200_000_registered_origins() {
     assert!(equal, "the same registry");
     b.shutdown().await;
     a.shutdown().await;
-    let _ = std::fs::remove_dir_all(&base);
 }

@@ -9,9 +9,7 @@ use std::{
 
 #[test]
 fn a_log_that_is_not_a_terminal_has_no_colour_codes() {
-    let dir = std::env::temp_dir().join(format!("vantage-log-format-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = testkit::TempDir::new("log-format");
     let config = format!(
         "node = \"log-1\"\ncluster = \"log\"\ndata_dir = \"{}\"\n\
          [listen]\ngossip = \"127.0.0.1:0\"\nsync = \"127.0.0.1:0\"\napi = \"127.0.0.1:0\"\n\
@@ -55,7 +53,6 @@ fn a_log_that_is_not_a_terminal_has_no_colour_codes() {
     };
     let _ = child.kill();
     let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(started, "the agent did not start: {lines:#?}");
     let coloured: Vec<&String> = lines.iter().filter(|l| l.contains('\x1b')).collect();
     assert!(

@@ -3,37 +3,26 @@
 //! config says `insecure = true` (then it starts and says what it gives up).
 //! Loopback-only agents (the demo, the examples) start as they are.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::net::SocketAddr;
 
+use healthcheck::testing::local_config;
 use healthcheck::{
     agent::{Agent, StartError},
     config::AgentConfig,
 };
 use membership::Preset;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "vantage-safe-{name}-{}-{}",
-        std::process::id(),
-        healthcheck::registry::now_ms()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
+use testkit::TempDir;
 
 /// An agent whose sync listener binds every address (0.0.0.0).
 fn exposed(base: &std::path::Path) -> AgentConfig {
-    let mut c = AgentConfig::local("hc-safe", base.join("data"));
-    c.cluster = "safe".into();
-    c.preset = Preset::Local;
+    let mut c = local_config("hc-safe", base.join("data"), "safe");
     c.sync_listen = SocketAddr::from(([0, 0, 0, 0], 0));
     c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_on_the_network_needs_tokens_and_a_key_or_insecure() {
-    let base = temp_dir("exposed");
+    let base = TempDir::new("exposed");
     let err = match Agent::start(exposed(&base)).await {
         Ok(a) => {
             a.shutdown().await;
@@ -94,7 +83,6 @@ async fn a_listener_on_the_network_needs_tokens_and_a_key_or_insecure() {
     c.preset = Preset::Local;
     assert!(c.exposures().is_empty());
     Agent::start(c).await.expect("loopback").shutdown().await;
-    let _ = std::fs::remove_dir_all(&base);
 }
 
 #[test]

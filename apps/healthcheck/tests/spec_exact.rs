@@ -407,12 +407,8 @@ fn any_accepted_spec_read_back_is_checked_exactly_as_it_reads() {
 /// and 405 / 413 / undecodable ids as JSON errors too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_refuses_with_json_naming_the_field_and_reads_back_what_it_took() {
-    let dir = std::env::temp_dir().join(format!(
-        "vantage-spec-exact-{}-{}",
-        std::process::id(),
-        healthcheck::registry::now_ms()
-    ));
-    let agent = Agent::start(AgentConfig::local("hc-exact", dir.clone()))
+    let dir = testkit::TempDir::new("spec-exact");
+    let agent = Agent::start(AgentConfig::local("hc-exact", dir.to_path_buf()))
         .await
         .expect("agent starts");
     let base = format!("http://{}", agent.api_addr());
@@ -593,5 +589,4 @@ async fn the_api_refuses_with_json_naming_the_field_and_reads_back_what_it_took(
     assert!(content_type.starts_with("application/json"));
 
     agent.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,13 +11,8 @@ fn printed(e: healthcheck::agent::StartError) -> String {
     format!("{:#}", anyhow::Error::from(e))
 }
 
-fn config(name: &str) -> AgentConfig {
-    let dir = std::env::temp_dir().join(format!(
-        "vantage-start-errors-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    AgentConfig::local(name, dir)
+fn config(name: &str, dir: &testkit::TempDir) -> AgentConfig {
+    AgentConfig::local(name, dir.join("data"))
 }
 
 fn assert_reads_once(chain: &str, addr: SocketAddr) {
@@ -34,7 +29,8 @@ fn assert_reads_once(chain: &str, addr: SocketAddr) {
 async fn a_busy_api_port_is_named_and_its_cause_said_once() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr");
-    let mut c = config("api");
+    let dir = testkit::TempDir::new("start-errors-api");
+    let mut c = config("api", &dir);
     c.api_listen = addr;
     let Err(e) = Agent::start(c).await else {
         panic!("started on a busy port");
@@ -48,7 +44,8 @@ async fn a_busy_api_port_is_named_and_its_cause_said_once() {
 async fn a_busy_sync_port_is_named_and_its_cause_said_once() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr");
-    let mut c = config("sync");
+    let dir = testkit::TempDir::new("start-errors-sync");
+    let mut c = config("sync", &dir);
     c.sync_listen = addr;
     let Err(e) = Agent::start(c).await else {
         panic!("started on a busy port");
@@ -60,7 +57,8 @@ async fn a_busy_sync_port_is_named_and_its_cause_said_once() {
 async fn a_busy_gossip_port_is_named_and_its_cause_said_once() {
     let taken = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr");
-    let mut c = config("gossip");
+    let dir = testkit::TempDir::new("start-errors-gossip");
+    let mut c = config("gossip", &dir);
     c.gossip_listen = addr;
     let Err(e) = Agent::start(c).await else {
         panic!("started on a busy port");

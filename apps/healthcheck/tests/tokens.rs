@@ -6,30 +6,18 @@
 //! Regression for issue 12: `PUT /v1/origins/{id}` had no authentication,
 //! so anyone who reached the API could change what the cluster checks.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
+use healthcheck::testing::local_config;
 use healthcheck::{agent::Agent, config::AgentConfig};
-use membership::Preset;
 use serde_json::{Value, json};
+use testkit::TempDir;
 
 const READ: &str = "read-token-0123456789";
 const WRITE: &str = "write-token-0123456789";
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "vantage-tokens-{name}-{}-{}",
-        std::process::id(),
-        healthcheck::registry::now_ms()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
 fn config(base: &std::path::Path) -> AgentConfig {
-    let mut c = AgentConfig::local("hc-t", base.join("data"));
-    c.cluster = "tokens".into();
-    c.preset = Preset::Local;
+    let mut c = local_config("hc-t", base.join("data"), "tokens");
     c.pull_interval = Duration::from_millis(200);
     c.token_file = Some(base.join("tokens"));
     c
@@ -50,7 +38,7 @@ async fn status(r: reqwest::RequestBuilder) -> (u16, Value, Vec<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_guard_every_route_by_scope() {
-    let base = temp_dir("scopes");
+    let base = TempDir::new("scopes");
     std::fs::write(
         base.join("tokens"),
         format!("# api tokens\nread {READ}\nwrite {WRITE}\n"),
@@ -158,12 +146,11 @@ async fn tokens_guard_every_route_by_scope() {
     assert_eq!(still, 200, "the tokens in force are kept");
 
     agent.shutdown().await;
-    let _ = std::fs::remove_dir_all(&base);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_token_file_stops_the_start_naming_it() {
-    let base = temp_dir("bad");
+    let base = TempDir::new("bad");
     std::fs::write(base.join("tokens"), "admin some-token-0123456789\n").expect("write");
     let err = match Agent::start(config(&base)).await {
         Ok(a) => {
@@ -172,16 +159,10 @@ async fn a_bad_token_file_stops_the_start_naming_it() {
         }
         Err(e) => e,
     };
-    let mut chain = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(e) = source {
-        chain.push_str(&format!(": {e}"));
-        source = e.source();
-    }
+    let chain = testkit::error_chain(&err);
     assert!(
         chain.contains("tokens:1") && chain.contains("scope"),
         "{chain}"
     );
     assert!(!chain.contains("some-token"), "never the token: {chain}");
-    let _ = std::fs::remove_dir_all(&base);
 }

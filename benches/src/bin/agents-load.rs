@@ -7,10 +7,7 @@
 //! (`--agents N --origins M --writes W` change the sizes; `HEALTHCHECK_BIN`
 //! points at another binary.) Uses ports 17000–17300 on 127.0.0.1.
 
-use std::{
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use benches::procs::{Agents, arg, json, percentile, wait_for_one_view};
 use serde_json::{Value, json};
@@ -36,13 +33,8 @@ async fn main() {
         }
     });
 
-    let dir = std::env::temp_dir().join(format!("vantage-agents-load-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let mut agents = Agents {
-        children: Vec::new(),
-        dir: dir.clone(),
-    };
+    let mut agents = Agents::new("agents-load");
+    let dir = agents.dir.to_path_buf();
     let (token_file, token) = benches::procs::api_token(&dir);
     for i in 0..n {
         let config = format!(
@@ -55,18 +47,7 @@ async fn main() {
             17100 + i,
             17200 + i
         );
-        let path = dir.join(format!("a{i:02}.toml"));
-        std::fs::write(&path, config).expect("write config");
-        let child = Command::new(&bin)
-            .arg("agent")
-            .arg("--config")
-            .arg(&path)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn an agent");
-        agents.children.push(child);
+        agents.spawn(&bin, i, &config);
     }
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)

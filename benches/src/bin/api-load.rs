@@ -35,7 +35,7 @@
 
 use std::{
     collections::BTreeMap,
-    process::{Command, Stdio},
+    process::Command,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -466,13 +466,8 @@ async fn main() {
         }
     });
 
-    let dir = std::env::temp_dir().join(format!("vantage-api-load-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let mut agents = Agents {
-        children: Vec::new(),
-        dir: dir.clone(),
-    };
+    let mut agents = Agents::new("api-load");
+    let dir = agents.dir.to_path_buf();
     let (token_file, token) = benches::procs::api_token(&dir);
     for i in 0..n {
         let seeds = if i == 0 {
@@ -490,18 +485,7 @@ async fn main() {
             17500 + i,
             17600 + i
         );
-        let path = dir.join(format!("a{i:02}.toml"));
-        std::fs::write(&path, config).expect("write config");
-        let child = Command::new(&bin)
-            .arg("agent")
-            .arg("--config")
-            .arg(&path)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn an agent");
-        agents.children.push(child);
+        agents.spawn(&bin, i, &config);
     }
     let agent_pid = agents.children[0].id().to_string();
     let http = reqwest::Client::builder()

@@ -13,11 +13,11 @@
 use std::{
     collections::BTreeMap,
     io::{BufRead, BufReader, Write},
-    path::PathBuf,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
+use healthcheck::testing::start_seeded;
 use healthcheck::{
     agent::Agent,
     config::AgentConfig,
@@ -25,6 +25,7 @@ use healthcheck::{
     spec::OriginSpec,
 };
 use membership::Preset;
+use testkit::TempDir;
 
 /// CPU seconds (user + system) used by this process so far.
 fn cpu_seconds() -> f64 {
@@ -40,12 +41,6 @@ fn cpu_seconds() -> f64 {
     };
     // utime and stime are fields 14 and 15 of stat: 12 and 13 after ')'.
     (ticks(11) + ticks(12)) / 100.0
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vantage-load-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 /// The child: serves `n` healthy origins and prints their addresses, then
@@ -96,8 +91,8 @@ async fn throughput() {
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     for (origins, interval_ms) in [(1000usize, 1000u64), (1000, 200), (1000, 100), (2000, 100)] {
-        let dir = temp_dir("throughput");
-        let mut config = AgentConfig::local("load-0", dir.clone());
+        let dir = TempDir::new("load-throughput");
+        let mut config = AgentConfig::local("load-0", dir.to_path_buf());
         config.max_concurrent_checks = Some(1024);
         config.record_refresh = Duration::from_secs(600);
         let agent = Agent::start(config).await.expect("agent");
@@ -137,7 +132,6 @@ async fn throughput() {
             cpu * 1e6 / checks.max(1.0),
         );
         agent.shutdown().await;
-        let _ = std::fs::remove_dir_all(&dir);
     }
     drop(child.stdin.take());
     let _ = child.wait();
@@ -164,7 +158,7 @@ fn checkers(origins: &[(String, FakeOrigin)]) -> BTreeMap<String, BTreeMap<Strin
 
 async fn cluster() {
     let (nodes, count, interval) = (5usize, 300usize, Duration::from_secs(1));
-    let base = temp_dir("cluster");
+    let base = TempDir::new("load-cluster");
     let mut origins = Vec::new();
     for i in 0..count {
         origins.push((
@@ -172,16 +166,13 @@ async fn cluster() {
             FakeOrigin::start(Behaviour::Healthy).await.expect("bind"),
         ));
     }
-    let mut agents: Vec<Agent> = Vec::new();
-    for i in 0..nodes {
+    let mut agents = start_seeded(nodes, |i, seeds| {
         let mut c = AgentConfig::local(format!("hc-{i}"), base.join(format!("hc-{i}")));
         c.preset = Preset::Lan;
-        c.seeds = agents
-            .first()
-            .map(|a| vec![a.gossip_addr()])
-            .unwrap_or_default();
-        agents.push(Agent::start(c).await.expect("agent"));
-    }
+        c.seeds = seeds;
+        c
+    })
+    .await;
     for (id, o) in &origins {
         let mut spec = OriginSpec::new(o.addr().to_string());
         spec.interval_ms = interval.as_millis() as u64;

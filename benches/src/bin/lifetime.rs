@@ -28,6 +28,7 @@ use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
+use testkit::TempDir;
 
 use benches::procs::{arg, json};
 use serde_json::{Value, json};
@@ -48,17 +49,14 @@ fn token() -> &'static str {
 
 /// Agent processes by index; each is SIGINTed and waited for on drop.
 struct Cluster {
-    dir: PathBuf,
+    dir: TempDir,
     n: usize,
     children: Vec<Option<Child>>,
 }
 
 impl Cluster {
     fn new(name: &str, n: usize) -> Cluster {
-        let dir =
-            std::env::temp_dir().join(format!("vantage-lifetime-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = TempDir::new(&format!("lifetime-{name}"));
         let mut c = Cluster {
             dir,
             n,
@@ -166,7 +164,6 @@ impl Drop for Cluster {
         for c in self.children.iter_mut().flatten() {
             let _ = c.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -651,12 +648,11 @@ async fn serves(http: &reqwest::Client, i: usize, origins: usize) -> Duration {
 
 async fn join(http: &reqwest::Client) {
     let origins = arg("--origins", 200_000);
-    let dir = std::env::temp_dir().join(format!("vantage-lifetime-join-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = TempDir::new("lifetime-join");
     let addr = target().await;
     prebuilt_store(&dir.join("a00"), origins, addr);
     let mut c = Cluster {
-        dir: dir.clone(),
+        dir,
         n: 2,
         children: vec![None, None],
     };

@@ -63,3 +63,10 @@ pub fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
     let peak = PEAK.load(Relaxed).saturating_sub(base);
     (out, peak)
 }
+
+/// [`peak_during`] in the shape the shared target bodies take
+/// (`sync::fuzzing::Measure`, `crdt::fuzzing::Measure`).
+#[allow(dead_code)]
+pub fn peak(f: &mut dyn FnMut()) -> usize {
+    peak_during(f).1
+}

@@ -178,7 +178,8 @@ impl Checker {
     }
 }
 
-#[cfg(test)]
+// Needs a stand-in origin (`fake_origin`, feature `demo`).
+#[cfg(all(test, feature = "demo"))]
 mod tests {
     use crate::{
         checker::{Checker, CheckerConfig},
