@@ -26,6 +26,12 @@
 //!    and write each [`Action::Write`].
 //! 3. Sleep until [`poll_timeout`](CheckCore::poll_timeout) or the next
 //!    input. [`stats`](CheckCore::stats) is a copy of the counters.
+//!
+//! Two choices differ from quinn-proto's shape, on purpose:
+//! `poll_timeout` takes `&mut self` (the schedule drops the stale entries
+//! of moved due times when it is asked for the earliest one), and a record
+//! to write is an [`Action`] rather than a transmit (the core does not know
+//! the health map; the driver writes to it and reports back).
 
 use std::{
     collections::{HashMap, VecDeque},
