@@ -123,7 +123,7 @@ impl Engine {
             use crate::replica::ErasedReplica;
             slot.restore(stored).map_err(|e| SyncError::Restore {
                 replica: name.to_owned(),
-                reason: e.to_string(),
+                source: Box::new(e),
             })?;
         } else {
             self.durable.whole.insert(name.to_owned());

@@ -45,7 +45,7 @@ pub(super) async fn accept(shared: Arc<Shared>, listener: TcpListener, tasks: Ta
             Ok(permit) => {
                 tasks.spawn(async move {
                     if let Err(e) = session(&shared, stream).await {
-                        tracing::debug!(%addr, error = %e, "inbound session closed");
+                        tracing::debug!(%addr, error = %crate::error::chain(&e), "inbound session closed");
                     }
                     drop(permit);
                 });
@@ -102,7 +102,7 @@ async fn session(shared: &Shared, stream: TcpStream) -> Result<(), SyncError> {
             Ok(None) => return Ok(()),
             Ok(Some(Ok(request))) => request,
             Ok(Some(Err(e))) => {
-                tracing::warn!(peer = %from, error = %e, "closing connection: bad frame");
+                tracing::warn!(peer = %from, error = %crate::error::chain(&e), "closing connection: bad frame");
                 let e = SyncError::from(e);
                 shared.record_failure(&e);
                 return Err(e);
@@ -203,11 +203,11 @@ async fn handshake(
         None => return Err(SyncError::Protocol("closed before hello".into())),
         Some(Err(e @ CodecError::Rejected(_))) => {
             // Not sealed with our key: no answer, not even a rejection.
-            tracing::warn!(error = %e, "closing connection: first frame did not open");
+            tracing::warn!(error = %crate::error::chain(&e), "closing connection: first frame did not open");
             return Err(e.into());
         }
         Some(Err(e)) => {
-            tracing::warn!(error = %e, "closing connection: bad first frame");
+            tracing::warn!(error = %crate::error::chain(&e), "closing connection: bad first frame");
             RejectReason::NotAHello
         }
         Some(Ok(Message::Hello(hello))) => {

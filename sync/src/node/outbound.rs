@@ -55,7 +55,7 @@ pub(super) async fn run(shared: Arc<Shared>, peer: Peer, mut requests: mpsc::Rec
                         shared.record_rejection();
                     }
                     _ => {
-                        tracing::debug!(peer = %peer.id, addr = %peer.addr, error = %e, "cannot connect");
+                        tracing::debug!(peer = %peer.id, addr = %peer.addr, error = %crate::error::chain(&e), "cannot connect");
                         shared.record_failure(&e);
                     }
                 }

@@ -47,7 +47,7 @@ async fn commit_once(shared: &Arc<Shared>, storage: &Arc<dyn Storage>) -> Result
         Ok(Some(taken)) => taken,
         Ok(None) => return Ok(false),
         Err(e) => {
-            tracing::error!(error = %e, "cannot take a commit");
+            tracing::error!(error = %crate::error::chain(&e), "cannot take a commit");
             shared.record_error();
             return Err(());
         }
