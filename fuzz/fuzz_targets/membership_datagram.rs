@@ -17,7 +17,7 @@ use std::{
 };
 
 use libfuzzer_sys::fuzz_target;
-use membership::{MemberId, MembershipCore, MembershipError, Preset};
+use membership::{CoreConfig, MemberId, MembershipCore, MembershipError, Transmit};
 
 static CHECK_LIVENESS: LazyLock<bool> =
     LazyLock::new(|| std::env::var_os("FUZZ_SKIP_LIVENESS").is_none());
@@ -33,7 +33,11 @@ fn core(node: &str, port: u16, seeds: Vec<SocketAddr>, now: Instant) -> Membersh
         sync: addr(1),
         bump: 1,
     };
-    MembershipCore::new(id, Preset::Lan, 3, 1400, seeds, u64::from(port), now)
+    let config = CoreConfig {
+        seeds,
+        ..CoreConfig::default()
+    };
+    MembershipCore::new(id, config, u64::from(port), now)
 }
 
 struct Pair {
@@ -46,7 +50,7 @@ impl Pair {
         for _ in 0..64 {
             let mut queued = Vec::new();
             for (from, core) in &mut self.cores {
-                while let Some((to, data)) = core.poll_transmit() {
+                while let Some(Transmit { to, data }) = core.poll_transmit() {
                     queued.push((*from, to, data));
                 }
             }
@@ -121,7 +125,7 @@ fuzz_target!(|data: &[u8]| {
                 reason,
             }) => {
                 assert_eq!(named, from);
-                assert!(!reason.is_empty());
+                assert!(!reason.to_string().is_empty());
             }
             Err(other) => panic!("a datagram can only be refused: {other}"),
         }

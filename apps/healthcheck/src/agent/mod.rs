@@ -444,7 +444,7 @@ impl Shared {
     /// Every member known to SWIM (down ones included), this agent first.
     pub fn members(&self) -> Vec<MemberInfo> {
         let mut out = vec![MemberInfo {
-            id: self.config.node.clone(),
+            id: self.config.node.clone().into(),
             gossip_addr: self.gossip_addr,
             sync_addr: self
                 .config
