@@ -545,3 +545,33 @@ mod peers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn garbage_at_the_boundary_is_counted_in_the_stats() {
+        let loopback: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let members = Membership::start(MembershipConfig::new("a", loopback, loopback))
+            .await
+            .expect("starts");
+        let to = members.local_addr();
+        let junk = std::net::UdpSocket::bind(loopback).expect("a socket");
+        let other_cluster = ClusterTag::new("another").tag_datagram(b"swim");
+        for datagram in [&b"junk"[..], &other_cluster] {
+            junk.send_to(datagram, to).expect("sent");
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while members.metrics().garbage_datagrams < 2 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let stats = members.metrics();
+        assert_eq!(stats.garbage_datagrams, 2, "{stats:?}");
+        assert_eq!(members.rejections().total(), 2);
+        assert_eq!(stats.datagrams_received, 0, "foca saw none of them");
+        members.shutdown().await;
+    }
+}
