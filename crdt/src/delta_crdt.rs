@@ -77,17 +77,6 @@ pub struct Changes<K> {
 }
 
 impl<K> Changes<K> {
-    /// Builds a change report where the keys whose visible value changed are
-    /// also the only keys whose state changed. `learned` is forced to true
-    /// when `keys` is not empty.
-    pub fn new(keys: Vec<K>, learned: bool) -> Self
-    where
-        K: Clone,
-    {
-        let touched = keys.clone();
-        Self::with_touched(keys, touched, learned)
-    }
-
     /// Builds a change report: `keys` changed their visible value, `touched`
     /// (a superset) changed their stored state (a losing concurrent sibling,
     /// a tombstone). `learned` is forced to true when `touched` is not empty.

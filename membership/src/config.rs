@@ -6,6 +6,8 @@ use std::{
     time::Duration,
 };
 
+use crate::NodeId;
+
 /// Timing presets. `Lan` and `Wan` are foca's versions of memberlist's
 /// `DefaultLANConfig` and `DefaultWANConfig`; `Local` is `Lan` sped up ten
 /// times, for tests and demos on one machine.
@@ -113,7 +115,7 @@ impl Preset {
 #[derive(Debug, Clone)]
 pub struct MembershipConfig {
     /// This node's name, unique in the cluster.
-    pub node: String,
+    pub node: NodeId,
     /// Where to bind the SWIM (UDP) socket; port 0 picks one.
     pub gossip_listen: SocketAddr,
     /// The gossip address to advertise, if not the bound one (e.g. behind
@@ -164,7 +166,7 @@ pub struct MembershipConfig {
 
 impl MembershipConfig {
     /// Defaults: LAN preset, 1400-byte datagrams, no seeds.
-    pub fn new(node: impl Into<String>, gossip_listen: SocketAddr, sync_addr: SocketAddr) -> Self {
+    pub fn new(node: impl Into<NodeId>, gossip_listen: SocketAddr, sync_addr: SocketAddr) -> Self {
         MembershipConfig {
             node: node.into(),
             gossip_listen,

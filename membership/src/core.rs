@@ -8,6 +8,22 @@
 //! and go out through [`poll_transmit`](MembershipCore::poll_transmit). The
 //! same core runs under the tokio driver and in the deterministic simulator.
 //!
+//! Calling order (the shape of sync's `Engine` and of quinn-proto's
+//! `Connection`): build it with [`MembershipCore::new`] from a
+//! [`CoreConfig`]; feed every input through a `handle_*` method
+//! ([`handle_datagram`](MembershipCore::handle_datagram) for each datagram
+//! that crossed the cluster boundary, [`handle_timeout`](MembershipCore::handle_timeout)
+//! once [`poll_timeout`](MembershipCore::poll_timeout) is reached,
+//! [`leave`](MembershipCore::leave) to go); after each, drain
+//! [`poll_transmit`](MembershipCore::poll_transmit) (send every
+//! [`Transmit`]) and [`poll_event`](MembershipCore::poll_event), then ask
+//! [`poll_timeout`](MembershipCore::poll_timeout) when to call
+//! `handle_timeout` next (`None` once the node has left). Read the counters
+//! with [`stats`](MembershipCore::stats), a copy: the driver never changes
+//! them. Garbage the driver drops at the cluster boundary (another cluster,
+//! a bad seal) never reaches the core; the driver counts it itself and adds
+//! it when it reports stats (see `Membership::metrics`).
+//!
 //! Timers live in one min-heap of deadlines (ties broken by submission
 //! order), so they fire in deadline order however late the caller is; never
 //! one sleeping task per timer, which reorders them.
@@ -25,7 +41,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::{MemberId, MembershipError, Preset};
+use crate::{DatagramError, MemberId, MembershipError, NodeId, Preset};
 
 /// Whether a member is believed alive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -43,7 +59,7 @@ pub enum MemberState {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct MemberInfo {
     /// Its node name.
-    pub id: String,
+    pub id: NodeId,
     /// Its SWIM (UDP) address.
     pub gossip_addr: SocketAddr,
     /// Its sync (TCP) address.
@@ -76,21 +92,21 @@ impl MemberInfo {
 /// the lower gossip address if bumps tie, so every node keeps the same one.
 pub(crate) fn distinct_by_name<'a>(
     members: impl Iterator<Item = &'a MemberInfo> + Clone,
-    own: &str,
+    own: &NodeId,
 ) -> Vec<MemberInfo> {
-    let mut first: BTreeMap<&str, (u64, SocketAddr)> = BTreeMap::new();
+    let mut first: BTreeMap<&NodeId, (u64, SocketAddr)> = BTreeMap::new();
     for m in members.clone().filter(|m| m.state != MemberState::Down) {
         let key = (m.bump, m.gossip_addr);
         first
-            .entry(m.id.as_str())
+            .entry(&m.id)
             .and_modify(|k| *k = (*k).min(key))
             .or_insert(key);
     }
     members
         .filter(|m| {
-            m.id != own
+            &m.id != own
                 && m.state != MemberState::Down
-                && first.get(m.id.as_str()) == Some(&(m.bump, m.gossip_addr))
+                && first.get(&m.id) == Some(&(m.bump, m.gossip_addr))
         })
         .cloned()
         .collect()
@@ -115,18 +131,65 @@ pub enum MembershipEvent {
     NameConflict(MemberInfo),
 }
 
-/// Counters of the core (monotonic).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct CoreMetrics {
+/// Counters of the core (monotonic), as [`MembershipCore::stats`] copies
+/// them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MembershipStats {
     /// Datagrams handed to foca.
     pub datagrams_received: u64,
     /// Datagrams produced by foca.
     pub datagrams_sent: u64,
     /// Datagrams foca rejected (undecodable, from ourselves, malformed) or
-    /// that were larger than the maximum; dropped.
+    /// that were larger than the maximum; dropped. The driver adds the
+    /// datagrams it dropped because the core was behind.
     pub datagrams_rejected: u64,
+    /// Datagrams dropped as garbage: in the core, those larger than the
+    /// maximum or that foca could not use (undecodable, from ourselves);
+    /// the driver adds those it dropped at the cluster boundary (not of this
+    /// cluster, not sealed with its key, no plaintext header), which its
+    /// `rejections` counts by reason.
+    pub garbage_datagrams: u64,
     /// Announcements to seeds while isolated.
     pub announces: u64,
+}
+
+/// A datagram the core wants sent ([`MembershipCore::poll_transmit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The member's gossip address.
+    pub to: SocketAddr,
+    /// foca's payload, to be framed (sealed or tagged) by the driver.
+    pub data: Bytes,
+}
+
+/// What a [`MembershipCore`] needs besides its identity: timing, size and
+/// seeds. Defaults: the LAN preset, a cluster of 3, 1400-byte datagrams,
+/// no seeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreConfig {
+    /// Timing preset.
+    pub preset: Preset,
+    /// Expected cluster size at start; the timing is rescaled as the
+    /// cluster grows or shrinks.
+    pub initial_cluster_size: usize,
+    /// Largest foca payload sent or accepted (the driver's framing already
+    /// taken out); at least 64 bytes are used.
+    pub max_datagram: usize,
+    /// Gossip addresses to announce to at the first
+    /// [`handle_timeout`](MembershipCore::handle_timeout), and again while
+    /// the node sees no member. This node's own address is skipped.
+    pub seeds: Vec<SocketAddr>,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            preset: Preset::Lan,
+            initial_cluster_size: 3,
+            max_datagram: 1400,
+            seeds: Vec::new(),
+        }
+    }
 }
 
 /// A timer foca asked for, ordered by deadline then submission order.
@@ -172,28 +235,27 @@ pub struct MembershipCore {
     max_datagram: usize,
     seeds: Vec<SocketAddr>,
     next_announce: Instant,
-    transmits: VecDeque<(SocketAddr, Bytes)>,
+    transmits: VecDeque<Transmit>,
     events: VecDeque<MembershipEvent>,
     /// Live members (alive or suspect) by gossip address.
     view: BTreeMap<SocketAddr, MemberInfo>,
     /// Incremented whenever `view` is rebuilt.
     view_generation: u64,
     left: bool,
-    metrics: CoreMetrics,
+    stats: MembershipStats,
 }
 
 impl MembershipCore {
-    /// A core for `identity`, joining through `seeds` (announced to at the
-    /// first [`handle_timeout`](Self::handle_timeout)).
-    pub fn new(
-        identity: MemberId,
-        preset: Preset,
-        initial_cluster_size: usize,
-        max_datagram: usize,
-        seeds: Vec<SocketAddr>,
-        seed: u64,
-        now: Instant,
-    ) -> Self {
+    /// A core for `identity`, joining through `config.seeds` (announced to
+    /// at the first [`handle_timeout`](Self::handle_timeout)). `seed` drives
+    /// every random choice of foca.
+    pub fn new(identity: MemberId, config: CoreConfig, seed: u64, now: Instant) -> Self {
+        let CoreConfig {
+            preset,
+            initial_cluster_size,
+            max_datagram,
+            seeds,
+        } = config;
         let sized_for = initial_cluster_size.max(1);
         let mut config = preset.foca_config(sized_for);
         config.max_packet_size =
@@ -222,7 +284,7 @@ impl MembershipCore {
             view: BTreeMap::new(),
             view_generation: 0,
             left: false,
-            metrics: CoreMetrics::default(),
+            stats: MembershipStats::default(),
         }
     }
 
@@ -232,7 +294,8 @@ impl MembershipCore {
     }
 
     /// Handles a datagram from `from`. Oversize or undecodable datagrams are
-    /// counted and dropped; the state is unchanged.
+    /// counted (in `datagrams_rejected` and `garbage_datagrams`) and dropped;
+    /// the state is unchanged.
     ///
     /// # Errors
     /// [`MembershipError::Rejected`] saying why the datagram was dropped.
@@ -246,24 +309,25 @@ impl MembershipCore {
             return Ok(());
         }
         if data.len() > self.max_datagram {
-            self.metrics.datagrams_rejected += 1;
+            self.stats.datagrams_rejected += 1;
+            self.stats.garbage_datagrams += 1;
             return Err(MembershipError::Rejected {
                 from,
-                reason: format!(
-                    "{} bytes exceed the {}-byte limit",
-                    data.len(),
-                    self.max_datagram
-                ),
+                reason: DatagramError::TooLarge {
+                    len: data.len(),
+                    max: self.max_datagram,
+                },
             });
         }
-        self.metrics.datagrams_received += 1;
+        self.stats.datagrams_received += 1;
         let result = self.foca.handle_data(data, &mut self.runtime);
         self.drain(now);
         result.map_err(|e| {
-            self.metrics.datagrams_rejected += 1;
+            self.stats.datagrams_rejected += 1;
+            self.stats.garbage_datagrams += 1;
             MembershipError::Rejected {
                 from,
-                reason: e.to_string(),
+                reason: DatagramError::Refused(e),
             }
         })
     }
@@ -277,7 +341,7 @@ impl MembershipCore {
         if now >= self.next_announce {
             if self.foca.num_members() == 0 {
                 for seed in self.seeds.clone() {
-                    self.metrics.announces += 1;
+                    self.stats.announces += 1;
                     if let Err(e) = self.foca.announce(MemberId::seed(seed), &mut self.runtime) {
                         tracing::debug!(%seed, error = %e, "announce failed");
                     }
@@ -297,7 +361,8 @@ impl MembershipCore {
         }
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called;
+    /// `None` once the node has left.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.left {
             return None;
@@ -306,12 +371,13 @@ impl MembershipCore {
         Some(timer.map_or(self.next_announce, |t| t.min(self.next_announce)))
     }
 
-    /// The next datagram to send, and where.
-    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Bytes)> {
+    /// The next datagram to send. Drain it after every `handle_*` call.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
-    /// The next Up/Down event.
+    /// The next membership event (up, suspect, down, name conflict). Drain
+    /// it after every `handle_*` call.
     pub fn poll_event(&mut self) -> Option<MembershipEvent> {
         self.events.pop_front()
     }
@@ -419,17 +485,20 @@ impl MembershipCore {
             .collect()
     }
 
-    /// The counters so far.
-    pub fn metrics(&self) -> &CoreMetrics {
-        &self.metrics
+    /// A copy of the counters so far.
+    pub fn stats(&self) -> MembershipStats {
+        self.stats
     }
 
     /// Moves foca's output into our queues, refreshes the member view and
     /// rescales the timing if the cluster size changed a lot.
     fn drain(&mut self, now: Instant) {
         while let Some((to, data)) = self.runtime.to_send() {
-            self.metrics.datagrams_sent += 1;
-            self.transmits.push_back((to.gossip, data));
+            self.stats.datagrams_sent += 1;
+            self.transmits.push_back(Transmit {
+                to: to.gossip,
+                data,
+            });
         }
         while let Some((after, timer)) = self.runtime.to_schedule() {
             self.seq += 1;
@@ -439,9 +508,7 @@ impl MembershipCore {
                 timer,
             }));
         }
-        let mut changed = false;
         while let Some(notification) = self.runtime.to_notify() {
-            changed = true;
             match notification {
                 OwnedNotification::MemberUp(id) => {
                     self.events.push_back(MembershipEvent::Up(MemberInfo::new(
@@ -482,7 +549,6 @@ impl MembershipCore {
         }
         // Suspicion changes no membership count and raises no foca
         // notification: compare states on every drain (O(members)).
-        let _ = changed;
         self.refresh_view();
         self.rescale();
     }
@@ -569,6 +635,15 @@ mod tests {
 
     use super::*;
 
+    fn config(preset: Preset, size: usize, seeds: Vec<SocketAddr>) -> CoreConfig {
+        CoreConfig {
+            preset,
+            initial_cluster_size: size,
+            max_datagram: 1400,
+            seeds,
+        }
+    }
+
     #[test]
     fn timers_pop_in_deadline_order_then_submission_order() {
         let t0 = Instant::now();
@@ -600,17 +675,17 @@ mod tests {
             bump: 1,
         };
         let seed: SocketAddr = "10.0.0.2:7946".parse().expect("addr");
-        let mut core = MembershipCore::new(id, Preset::Local, 3, 1400, vec![seed], 1, t0);
+        let mut core = MembershipCore::new(id, config(Preset::Local, 3, vec![seed]), 1, t0);
         core.handle_timeout(t0);
         let sent: Vec<_> = std::iter::from_fn(|| core.poll_transmit()).collect();
         assert_eq!(sent.len(), 1);
-        assert_eq!(sent[0].0, seed);
-        assert_eq!(core.metrics().announces, 1);
+        assert_eq!(sent[0].to, seed);
+        assert_eq!(core.stats().announces, 1);
         // again after the announce interval, not before
         core.handle_timeout(t0 + Duration::from_millis(10));
         assert!(core.poll_transmit().is_none());
         core.handle_timeout(t0 + Preset::Local.announce_interval());
-        assert_eq!(core.poll_transmit().map(|(to, _)| to), Some(seed));
+        assert_eq!(core.poll_transmit().map(|t| t.to), Some(seed));
     }
 
     #[test]
@@ -622,13 +697,14 @@ mod tests {
             sync: "10.0.0.1:7100".parse().expect("addr"),
             bump: 1,
         };
-        let mut core = MembershipCore::new(id, Preset::Lan, 3, 1400, vec![], 1, t0);
+        let mut core = MembershipCore::new(id, config(Preset::Lan, 3, vec![]), 1, t0);
         let from: SocketAddr = "10.0.0.9:1".parse().expect("addr");
         assert!(core.handle_datagram(t0, from, &[0u8; 1401]).is_err());
         assert!(core.handle_datagram(t0, from, &[0xffu8; 40]).is_err());
-        assert_eq!(core.metrics().datagrams_rejected, 2);
+        assert_eq!(core.stats().datagrams_rejected, 2);
+        assert_eq!(core.stats().garbage_datagrams, 2);
         assert_eq!(
-            core.metrics().datagrams_received,
+            core.stats().datagrams_received,
             1,
             "only the right-sized one reached foca"
         );
@@ -657,9 +733,9 @@ mod tests {
             info("me", 7, 1, MemberState::Alive),
         ];
         let kept = |members: &[MemberInfo]| -> Vec<(String, u16)> {
-            distinct_by_name(members.iter(), "me")
+            distinct_by_name(members.iter(), &NodeId::from("me"))
                 .into_iter()
-                .map(|m| (m.id, m.gossip_addr.port()))
+                .map(|m| (m.id.0, m.gossip_addr.port()))
                 .collect()
         };
         let expected = vec![("a".into(), 2), ("b".into(), 3), ("c".into(), 6)];
@@ -686,7 +762,7 @@ mod tests {
                 let mut queued = Vec::new();
                 for core in cores.iter_mut() {
                     let from = core.identity().gossip;
-                    while let Some((to, data)) = core.poll_transmit() {
+                    while let Some(Transmit { to, data }) = core.poll_transmit() {
                         queued.push((from, to, data));
                     }
                 }
@@ -713,26 +789,20 @@ mod tests {
         };
         let seed = vec![id("seed", 1, 1).gossip];
         let mut cores = vec![
-            MembershipCore::new(id("seed", 1, 1), Preset::Lan, 4, 1400, vec![], 1, now),
+            MembershipCore::new(id("seed", 1, 1), config(Preset::Lan, 4, vec![]), 1, now),
             MembershipCore::new(
                 id("alpha", 2, 10),
-                Preset::Lan,
-                4,
-                1400,
-                seed.clone(),
+                config(Preset::Lan, 4, seed.clone()),
                 2,
                 now,
             ),
             MembershipCore::new(
                 id("alpha", 3, 20),
-                Preset::Lan,
-                4,
-                1400,
-                seed.clone(),
+                config(Preset::Lan, 4, seed.clone()),
                 3,
                 now,
             ),
-            MembershipCore::new(id("seed2", 4, 99), Preset::Lan, 4, 1400, seed, 4, now),
+            MembershipCore::new(id("seed2", 4, 99), config(Preset::Lan, 4, seed), 4, now),
         ];
         for _ in 0..100 {
             if cores.iter().all(|c| c.members().count() == 3) {

@@ -7,15 +7,24 @@
 //! cluster name), otherwise tagged with the cluster name ([`ClusterTag`]).
 //! The reader drops a datagram that does not open before the core sees it
 //! and counts why in [`Membership::rejections`].
+//!
+//! Garbage (a datagram that does not open, or that the core cannot use) is
+//! logged at `warn` once, then at most once per 10 s
+//! with the number left out ([`sync::LogThrottle`]), and counted in
+//! [`MembershipStats::garbage_datagrams`]: the core counts what it refuses,
+//! the driver what it refuses at the boundary, and
+//! [`Membership::metrics`] adds the two; the driver never changes the
+//! core's counters.
 
 use std::{
     net::SocketAddr,
     sync::{Arc, RwLock},
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use bytes::Bytes;
 use seal::{DatagramSealer, RejectionCounts, Rejections};
+use sync::LogThrottle;
 use tokio::{
     net::UdpSocket,
     sync::{broadcast, mpsc, oneshot},
@@ -23,9 +32,13 @@ use tokio::{
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    ClusterTag, CoreMetrics, MemberId, MemberInfo, MembershipConfig, MembershipCore,
-    MembershipError, MembershipEvent, PLAINTEXT_OVERHEAD,
+    ClusterTag, CoreConfig, MemberId, MemberInfo, MembershipConfig, MembershipCore,
+    MembershipError, MembershipEvent, MembershipStats, PLAINTEXT_OVERHEAD, Transmit,
 };
+
+/// Garbage datagrams are logged at most once per this interval (with the
+/// count of those left out).
+const GARBAGE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What reaches the task that owns the core.
 enum Input {
@@ -42,7 +55,7 @@ struct View {
     distinct: Vec<MemberInfo>,
     conflicts: Vec<MemberInfo>,
     all: Vec<MemberInfo>,
-    metrics: CoreMetrics,
+    stats: MembershipStats,
     dropped_inputs: u64,
 }
 
@@ -72,10 +85,18 @@ impl Membership {
     /// called within a tokio runtime.
     ///
     /// # Errors
-    /// [`MembershipError::Io`] if the socket cannot be bound.
+    /// [`MembershipError::Bind`] if the socket cannot be bound.
     pub async fn start(config: MembershipConfig) -> Result<Membership, MembershipError> {
-        let socket = Arc::new(UdpSocket::bind(config.gossip_listen).await?);
-        let local_addr = socket.local_addr()?;
+        let bind_error = |source| MembershipError::Bind {
+            addr: config.gossip_listen,
+            source,
+        };
+        let socket = Arc::new(
+            UdpSocket::bind(config.gossip_listen)
+                .await
+                .map_err(bind_error)?,
+        );
+        let local_addr = socket.local_addr().map_err(bind_error)?;
         let bump = config.bump.unwrap_or_else(|| {
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -105,10 +126,12 @@ impl Membership {
         let rejections = Arc::new(Rejections::default());
         let core = MembershipCore::new(
             identity.clone(),
-            config.preset,
-            config.initial_cluster_size,
-            payload_budget,
-            config.seeds.clone(),
+            CoreConfig {
+                preset: config.preset,
+                initial_cluster_size: config.initial_cluster_size,
+                max_datagram: payload_budget,
+                seeds: config.seeds.clone(),
+            },
             config.seed.unwrap_or_else(rand::random),
             Instant::now(),
         );
@@ -217,13 +240,20 @@ impl Membership {
     }
 
     /// The core's counters, plus inputs dropped because the owner task was
-    /// behind (in `datagrams_rejected`).
-    pub fn metrics(&self) -> CoreMetrics {
-        self.read(|v| {
-            let mut m = v.metrics.clone();
-            m.datagrams_rejected += v.dropped_inputs;
-            m
-        })
+    /// behind (in `datagrams_rejected`) and datagrams refused at the
+    /// cluster boundary (in `garbage_datagrams`; by reason in
+    /// [`rejections`](Self::rejections)).
+    pub fn metrics(&self) -> MembershipStats {
+        self.metrics_reader().get()
+    }
+
+    /// A handle that reads [`metrics`](Self::metrics) without this one (for
+    /// a metrics endpoint that does not hold the membership).
+    pub fn metrics_reader(&self) -> MetricsReader {
+        MetricsReader {
+            view: self.view.clone(),
+            rejections: self.rejections.clone(),
+        }
     }
 
     /// Leaves gracefully: tells a few members this node is down (they spread
@@ -251,6 +281,31 @@ impl Membership {
         match self.view.read() {
             Ok(v) => f(&v),
             Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+}
+
+/// Reads a running [`Membership`]'s counters (see
+/// [`Membership::metrics_reader`]); cheap to clone.
+#[derive(Clone)]
+pub struct MetricsReader {
+    view: Arc<RwLock<View>>,
+    rejections: Arc<Rejections>,
+}
+
+impl MetricsReader {
+    /// The counters now, as [`Membership::metrics`] returns them.
+    pub fn get(&self) -> MembershipStats {
+        let boundary = self.rejections.snapshot().total();
+        let read = |v: &View| {
+            let mut m = v.stats;
+            m.datagrams_rejected += v.dropped_inputs;
+            m.garbage_datagrams += boundary;
+            m
+        };
+        match self.view.read() {
+            Ok(v) => read(&v),
+            Err(poisoned) => read(&poisoned.into_inner()),
         }
     }
 }
@@ -314,6 +369,7 @@ async fn read(
     shutdown: CancellationToken,
 ) {
     let mut buf = vec![0u8; max_datagram + 1];
+    let mut garbage = LogThrottle::new(GARBAGE_LOG_INTERVAL);
     loop {
         let received = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -330,8 +386,16 @@ async fn read(
                 let data = match opened {
                     Ok(data) => data,
                     Err(rejection) => {
-                        tracing::debug!(%from, %rejection, "dropped a datagram");
                         opener.rejections.record(&rejection);
+                        if let Some(suppressed) = garbage.allow(Instant::now()) {
+                            tracing::warn!(
+                                %from,
+                                %rejection,
+                                suppressed,
+                                "dropped a datagram not of this cluster (logged at most once per \
+                                 10 s; `suppressed` left out since the last)"
+                            );
+                        }
                         continue;
                     }
                 };
@@ -358,6 +422,7 @@ async fn own(
 ) {
     core.handle_timeout(Instant::now());
     let mut published = core.view_generation();
+    let mut garbage = LogThrottle::new(GARBAGE_LOG_INTERVAL);
     loop {
         flush(&mut core, &socket, &view, &events, &mut published).await;
         let deadline = core.poll_timeout();
@@ -366,8 +431,16 @@ async fn own(
             input = inputs.recv() => match input {
                 None => return,
                 Some(Input::Datagram(from, data)) => {
-                    if let Err(e) = core.handle_datagram(Instant::now(), from, &data) {
-                        tracing::debug!(error = %e, "dropped a datagram");
+                    let now = Instant::now();
+                    if let Err(e) = core.handle_datagram(now, from, &data)
+                        && let Some(suppressed) = garbage.allow(now)
+                    {
+                        tracing::warn!(
+                            error = %sync::error_chain(&e),
+                            suppressed,
+                            "dropped a datagram SWIM cannot use (logged at most once per 10 s; \
+                             `suppressed` left out since the last)"
+                        );
                     }
                 }
                 Some(Input::Leave(done)) => {
@@ -396,13 +469,13 @@ async fn flush(
     events: &broadcast::Sender<MembershipEvent>,
     published: &mut u64,
 ) {
-    while let Some((to, data)) = core.poll_transmit() {
+    while let Some(Transmit { to, data }) = core.poll_transmit() {
         socket.send(to, &data).await;
     }
     let events_now: Vec<MembershipEvent> = std::iter::from_fn(|| core.poll_event()).collect();
     // The view first, then the events: a subscriber woken by an event reads
     // a view that already holds what the event announced.
-    let metrics = core.metrics().clone();
+    let stats = core.stats();
     let changed = core.view_generation() != *published;
     let members = changed.then(|| {
         *published = core.view_generation();
@@ -415,7 +488,7 @@ async fn flush(
     });
     let identity = core.identity().clone();
     write_view(view, |v| {
-        v.metrics = metrics;
+        v.stats = stats;
         v.identity = Some(identity);
         if let Some((members, distinct, conflicts, all)) = members {
             v.members = members;
@@ -448,14 +521,12 @@ async fn flush(
     }
 }
 
-#[cfg(feature = "sync")]
 pub use peers::MembershipPeers;
 
-#[cfg(feature = "sync")]
 mod peers {
     use std::sync::{Arc, RwLock};
 
-    use sync::{NodeId, Peer, PeerSource};
+    use sync::{Peer, PeerSource};
 
     use super::View;
 
@@ -481,7 +552,7 @@ mod peers {
                 v.distinct
                     .iter()
                     .map(|m| Peer {
-                        id: NodeId(m.id.clone()),
+                        id: m.id.clone(),
                         addr: m.sync_addr,
                     })
                     .collect()
@@ -500,5 +571,35 @@ mod peers {
                 view: self.view.clone(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn garbage_at_the_boundary_is_counted_in_the_stats() {
+        let loopback: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let members = Membership::start(MembershipConfig::new("a", loopback, loopback))
+            .await
+            .expect("starts");
+        let to = members.local_addr();
+        let junk = std::net::UdpSocket::bind(loopback).expect("a socket");
+        let other_cluster = ClusterTag::new("another").tag_datagram(b"swim");
+        for datagram in [&b"junk"[..], &other_cluster] {
+            junk.send_to(datagram, to).expect("sent");
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while members.metrics().garbage_datagrams < 2 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let stats = members.metrics();
+        assert_eq!(stats.garbage_datagrams, 2, "{stats:?}");
+        assert_eq!(members.rejections().total(), 2);
+        assert_eq!(stats.datagrams_received, 0, "foca saw none of them");
+        members.shutdown().await;
     }
 }

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{MemberId, MembershipCore, MembershipError, Preset};
+use crate::{CoreConfig, MemberId, MembershipCore, MembershipError, Transmit};
 
 /// The datagram size the simulated cores are built for.
 pub const MAX_DATAGRAM: usize = 1400;
@@ -29,12 +29,21 @@ pub fn gossip(i: u8) -> SocketAddr {
 /// A core for member `n{i}` at [`gossip`]`(i)` (LAN preset, RNG seed `i`).
 pub fn member(i: u8, seeds: Vec<SocketAddr>, now: Instant) -> MembershipCore {
     let id = MemberId {
-        node: format!("n{i}"),
+        node: format!("n{i}").into(),
         gossip: gossip(i),
         sync: SocketAddr::from(([10, 0, 0, i], 7100)),
         bump: 1,
     };
-    MembershipCore::new(id, Preset::Lan, 3, MAX_DATAGRAM, seeds, u64::from(i), now)
+    MembershipCore::new(id, config(seeds), u64::from(i), now)
+}
+
+/// The simulated cores' config: LAN preset, three nodes, [`MAX_DATAGRAM`].
+fn config(seeds: Vec<SocketAddr>) -> CoreConfig {
+    CoreConfig {
+        max_datagram: MAX_DATAGRAM,
+        seeds,
+        ..CoreConfig::default()
+    }
 }
 
 /// Cores wired by a lossless in-memory network with simulated time.
@@ -76,15 +85,7 @@ impl Net {
             bump: 1,
         };
         let core = |node, gossip, seeds, seed| {
-            MembershipCore::new(
-                id(node, gossip),
-                Preset::Lan,
-                3,
-                MAX_DATAGRAM,
-                seeds,
-                seed,
-                now,
-            )
+            MembershipCore::new(id(node, gossip), config(seeds), seed, now)
         };
         Self::of(
             now,
@@ -122,7 +123,7 @@ impl Net {
         for _ in 0..100 {
             let mut queued = Vec::new();
             for (from, core) in &mut self.cores {
-                while let Some((to, data)) = core.poll_transmit() {
+                while let Some(Transmit { to, data }) = core.poll_transmit() {
                     queued.push((*from, to, data));
                 }
             }
@@ -175,9 +176,9 @@ impl Net {
     pub fn throw(&mut self, to: SocketAddr, from: SocketAddr, data: &[u8]) {
         let now = self.now;
         let core = self.core(to);
-        let before = core.metrics().clone();
+        let before = core.stats();
         let result = core.handle_datagram(now, from, data);
-        let after = core.metrics();
+        let after = core.stats();
         match result {
             Ok(()) => {}
             Err(MembershipError::Rejected {
@@ -185,7 +186,7 @@ impl Net {
                 reason,
             }) => {
                 assert_eq!(named, from, "the error names the sender");
-                assert!(!reason.is_empty(), "the error says why");
+                assert!(!reason.to_string().is_empty(), "the error says why");
                 assert_eq!(
                     after.datagrams_rejected,
                     before.datagrams_rejected + 1,

@@ -4,6 +4,8 @@ use std::{fmt, net::SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::NodeId;
+
 /// A member's identity: its name, where it gossips (UDP), where it serves
 /// sync (TCP), and a bump that makes a restarted node win over its old self.
 ///
@@ -14,8 +16,9 @@ use serde::{Deserialize, Serialize};
 /// was declared down, to rejoin at once under a renewed identity.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MemberId {
-    /// The node's name, unique in the cluster (e.g. `"hc-1"`).
-    pub node: String,
+    /// The node's name, unique in the cluster (e.g. `"hc-1"`): the same
+    /// [`NodeId`] sync handshakes check.
+    pub node: NodeId,
     /// Where its SWIM socket listens.
     pub gossip: SocketAddr,
     /// Where its sync listener is (carried as metadata for the app).
@@ -30,7 +33,7 @@ impl MemberId {
     /// gossip address.
     pub(crate) fn seed(gossip: SocketAddr) -> Self {
         MemberId {
-            node: String::new(),
+            node: NodeId(String::new()),
             gossip,
             sync: gossip,
             bump: 0,

@@ -16,6 +16,15 @@
 //! listed once as sync peers, the earlier start kept
 //! ([`Membership::distinct_members`]).
 //!
+//! A node is named by [`NodeId`], the type sync's handshakes check, so a
+//! member is a sync peer without translation ([`MembershipPeers`]). It
+//! lives in `sync` and is re-exported here: membership depends on sync
+//! (not the reverse: sync takes its peers from any [`sync::PeerSource`]),
+//! which every build of the workspace already did through the former
+//! default `sync` feature; a crate of its own for one newtype would be one
+//! more crate to version for no gain, and putting it here would make sync
+//! depend on SWIM.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), membership::MembershipError> {
 //! use membership::{Membership, MembershipConfig, Preset};
@@ -50,10 +59,11 @@ pub mod fuzzing;
 mod identity;
 
 pub use config::{MembershipConfig, Preset};
-pub use core::{CoreMetrics, MemberInfo, MemberState, MembershipCore, MembershipEvent};
-pub use driver::Membership;
-#[cfg(feature = "sync")]
-pub use driver::MembershipPeers;
-pub use error::MembershipError;
+pub use core::{
+    CoreConfig, MemberInfo, MemberState, MembershipCore, MembershipEvent, MembershipStats, Transmit,
+};
+pub use driver::{Membership, MembershipPeers, MetricsReader};
+pub use error::{DatagramError, MembershipError};
 pub use frame::{ClusterTag, PLAINTEXT_OVERHEAD};
 pub use identity::MemberId;
+pub use sync::NodeId;

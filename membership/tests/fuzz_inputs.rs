@@ -245,12 +245,7 @@ fn regression_a_forged_member_at_a_peers_address_with_a_higher_bump() {
     let (x, y) = (net.cores[0].0, net.cores[1].0);
     let joined = |n: &Net| n.sees(x, y) && n.sees(y, x);
     assert!(net.run_until(Duration::from_secs(10), joined), "control");
-    let sent = |n: &Net| -> u64 {
-        n.cores
-            .iter()
-            .map(|(_, c)| c.metrics().datagrams_sent)
-            .sum()
-    };
+    let sent = |n: &Net| -> u64 { n.cores.iter().map(|(_, c)| c.stats().datagrams_sent).sum() };
     let before = sent(&net);
     net.run(Duration::from_secs(10));
     let quiet = sent(&net) - before;

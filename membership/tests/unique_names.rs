@@ -34,7 +34,7 @@ async fn start(
 }
 
 fn names(m: &Membership) -> Vec<String> {
-    let mut names: Vec<String> = m.members().into_iter().map(|x| x.id).collect();
+    let mut names: Vec<String> = m.members().into_iter().map(|x| x.id.0).collect();
     names.sort();
     names
 }
@@ -193,7 +193,7 @@ async fn a_second_live_node_with_a_members_name_is_reported_and_listed_once() {
     let distinct: Vec<(String, u16)> = observer
         .distinct_members()
         .into_iter()
-        .map(|m| (m.id, m.sync_addr.port()))
+        .map(|m| (m.id.0, m.sync_addr.port()))
         .collect();
     assert!(distinct.contains(&("alpha".into(), 7321)), "{distinct:?}");
     assert_eq!(distinct.len(), 2, "{distinct:?}");

@@ -440,7 +440,8 @@ impl Sim {
                 self.nodes[i]
                     .engine
                     .as_ref()
-                    .map(|e| (e.poll_timeout().saturating_duration_since(self.base), i))
+                    .and_then(|e| e.poll_timeout())
+                    .map(|t| (t.saturating_duration_since(self.base), i))
             })
             .min();
         let timer_first = match (next_message, next_timer) {

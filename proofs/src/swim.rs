@@ -12,7 +12,9 @@ use std::{
 };
 
 use bytes::Bytes;
-use membership::{MemberId, MemberState, MembershipCore, MembershipEvent, Preset};
+use membership::{
+    CoreConfig, MemberId, MemberState, MembershipCore, MembershipEvent, Preset, Transmit,
+};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -268,21 +270,19 @@ impl SwimSim {
             .map(|j| vec![self.nodes[j].addr])
             .unwrap_or_default();
         let id = MemberId {
-            node: format!("n{i}"),
+            node: format!("n{i}").into(),
             gossip: self.nodes[i].addr,
             sync: self.nodes[i].addr,
             bump: self.nodes[i].bump,
         };
         let seed = self.rng.random();
-        self.nodes[i].core = Some(MembershipCore::new(
-            id,
-            self.preset,
-            cluster_size,
-            1400,
+        let config = CoreConfig {
+            preset: self.preset,
+            initial_cluster_size: cluster_size,
+            max_datagram: 1400,
             seeds,
-            seed,
-            self.base + self.now,
-        ));
+        };
+        self.nodes[i].core = Some(MembershipCore::new(id, config, seed, self.base + self.now));
     }
 
     fn step_until(&mut self, end: Duration) -> bool {
@@ -364,7 +364,7 @@ impl SwimSim {
                 });
             }
         }
-        for (to, data) in out {
+        for Transmit { to, data } in out {
             self.datagrams += 1;
             let Some(to) = self.index_of(to) else {
                 continue; // a seed placeholder of a node that does not exist

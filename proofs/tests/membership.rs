@@ -156,11 +156,7 @@ fn a_two_three_partition_heals_into_one_view() {
 fn garbage_datagrams_change_nothing() {
     let mut sim = joined(3, Preset::Local, 1);
     let before = sim.view(0);
-    let core_metrics = |s: &SwimSim| {
-        s.core(0)
-            .map(|c| c.metrics().datagrams_rejected)
-            .unwrap_or(0)
-    };
+    let core_metrics = |s: &SwimSim| s.core(0).map(|c| c.stats().datagrams_rejected).unwrap_or(0);
     let rejected = core_metrics(&sim);
     // Feed node 0 garbage directly through the sans-IO API.
     let junk: Vec<Vec<u8>> = vec![

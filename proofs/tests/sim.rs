@@ -134,8 +134,8 @@ fn chaos(seed: u64, trace: bool) -> Result<Run, String> {
     }
     for i in 0..nodes {
         if let Some(e) = sim.engine(i) {
-            run.full_states += e.metrics().full_state_answers_sent;
-            run.purged += e.metrics().purged;
+            run.full_states += e.stats().full_state_answers_sent;
+            run.purged += e.stats().purged;
         }
     }
     Ok(run)

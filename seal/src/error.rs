@@ -74,9 +74,9 @@ pub enum SealError {
 /// A key's text form is invalid.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum KeyError {
-    /// Not base64.
-    #[error("a cluster key is 32 bytes in base64: {0}")]
-    Encoding(String),
+    /// Not base64 (the source says where).
+    #[error("a cluster key is 32 bytes in base64")]
+    Encoding(#[source] base64::DecodeError),
     /// Base64 of the wrong length.
     #[error("a cluster key is 32 bytes in base64, this one is {0} bytes")]
     Length(usize),

@@ -80,9 +80,7 @@ impl FromStr for Key {
 
     /// Parses the base64 text form (surrounding whitespace ignored).
     fn from_str(s: &str) -> Result<Key, KeyError> {
-        let bytes = STANDARD
-            .decode(s.trim())
-            .map_err(|e| KeyError::Encoding(e.to_string()))?;
+        let bytes = STANDARD.decode(s.trim()).map_err(KeyError::Encoding)?;
         let bytes: [u8; KEY_LEN] = bytes
             .as_slice()
             .try_into()
@@ -110,6 +108,15 @@ mod tests {
             "not base64!".parse::<Key>(),
             Err(KeyError::Encoding(_))
         ));
+    }
+
+    #[test]
+    fn a_bad_key_says_why_once() {
+        let error = "not base64!".parse::<Key>().expect_err("not base64");
+        let cause = std::error::Error::source(&error)
+            .expect("the base64 error is the source")
+            .to_string();
+        assert!(!error.to_string().contains(&cause), "{error}");
     }
 
     #[test]

@@ -12,23 +12,23 @@ pub enum CodecError {
     /// The framing layer failed: an I/O error, or a length prefix above the
     /// maximum frame length (nothing was buffered for it). The connection
     /// must be closed.
-    #[error("framing: {0}")]
+    #[error("framing")]
     Frame(#[source] io::Error),
     /// A frame's body is not a valid message (malformed msgpack, unknown
     /// variant, or a value that breaks an invariant). The connection must be
     /// closed.
-    #[error("malformed message: {0}")]
+    #[error("malformed message")]
     Decode(#[source] rmp_serde::decode::Error),
     /// A message could not be encoded; nothing was written.
-    #[error("cannot encode message: {0}")]
+    #[error("cannot encode message")]
     Encode(#[source] rmp_serde::encode::Error),
     /// A sealed frame did not open: plaintext from a node without the
     /// cluster key, another key, tampered, replayed or out of order. The
     /// connection must be closed.
-    #[error("rejected frame: {0}")]
+    #[error("rejected frame")]
     Rejected(#[source] seal::Rejection),
     /// A frame could not be sealed; nothing was written.
-    #[error("cannot seal frame: {0}")]
+    #[error("cannot seal frame")]
     Seal(#[source] seal::SealError),
     /// An encoded message is larger than the maximum frame length; nothing
     /// was written. (A replica's state outgrew `max_frame_length`.)
@@ -92,12 +92,13 @@ pub enum SyncError {
     },
     /// What the store holds for a replica cannot be decoded or breaks an
     /// invariant; nothing was registered.
-    #[error("restoring replica {replica:?} from the store: {reason}")]
+    #[error("restoring replica {replica:?} from the store")]
     Restore {
         /// The replica.
         replica: String,
-        /// What is wrong with it.
-        reason: String,
+        /// What is wrong with it (undecodable, or an invariant broken).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The commit that held a write failed: the write stays applied in
     /// memory and is retried with the next commit (flush again).
@@ -140,8 +141,10 @@ pub enum SyncError {
     Stopped,
 }
 
-/// `error` and its sources, joined by ": " (each cause once), for logs.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+/// `error` and its sources (walking [`std::error::Error::source`]), joined
+/// by ": ": what to print or log for an error of this workspace, whose
+/// messages leave their cause to the source, so each cause appears once.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut out = error.to_string();
     let mut source = error.source();
     while let Some(e) = source {
@@ -150,4 +153,43 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
         source = e.source();
     }
     out
+}
+
+/// [`error_chain`], by its short name inside the crate.
+pub(crate) use error_chain as chain;
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+    use crate::{Node, NodeConfig, StaticPeers};
+
+    #[tokio::test]
+    async fn a_busy_port_names_the_address_and_its_cause_once() {
+        let taken = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let addr = taken.local_addr().expect("bound");
+        let config = NodeConfig::new("a", "test", addr);
+        let error = match Node::builder(config)
+            .start(std::sync::Arc::new(StaticPeers::default()))
+            .await
+        {
+            Ok(_) => panic!("the port is taken: start must fail"),
+            Err(e) => e,
+        };
+        assert!(matches!(error, SyncError::Bind { .. }), "{error:?}");
+        let printed = chain(&error);
+        let cause = std::error::Error::source(&error)
+            .expect("the i/o error is the source")
+            .to_string();
+        assert!(printed.contains(&addr.to_string()), "{printed}");
+        assert_eq!(printed.matches(&cause).count(), 1, "{printed}");
+    }
+
+    #[test]
+    fn codec_errors_leave_their_cause_to_the_source() {
+        let io = io::Error::other("disk on fire");
+        let printed = chain(&SyncError::from(CodecError::Frame(io)));
+        assert_eq!(printed, "framing: disk on fire");
+    }
 }

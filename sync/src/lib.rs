@@ -29,6 +29,7 @@ mod node;
 mod peer;
 mod replica;
 pub mod storage;
+mod throttle;
 
 pub use codec::{
     DEFAULT_MAX_FRAME_LENGTH, HANDSHAKE_MAX_FRAME_LENGTH, MessageCodec, decode_message,
@@ -37,7 +38,7 @@ pub use codec::{
 pub use engine::{
     Answer, CommitTicket, Engine, EngineConfig, Event, Reply, StartupOutcome, Transmit,
 };
-pub use error::{CodecError, SyncError};
+pub use error::{CodecError, SyncError, error_chain};
 pub use message::{
     Hello, HelloOk, MAGIC, MAX_NEWS, MIN_PROTOCOL_VERSION, Message, PROTOCOL_VERSION, RejectReason,
     negotiate,
@@ -47,3 +48,4 @@ pub use node::{Node, NodeBuilder, NodeConfig};
 pub use peer::{NodeId, Peer, PeerSource, StaticPeers};
 /// The cluster-key crate, re-exported for [`NodeConfig::keyring`].
 pub use seal;
+pub use throttle::LogThrottle;

@@ -1,4 +1,5 @@
-//! Counters kept by the engine and the transport.
+//! Counters kept by the engine ([`Engine::stats`](crate::Engine::stats))
+//! and the transport, added together by [`Node::metrics`](crate::Node::metrics).
 
 use std::collections::BTreeMap;
 
@@ -49,11 +50,15 @@ pub struct Metrics {
     pub commits: u64,
     /// Commits the store refused (the changes stay pending and are retried).
     pub commit_failures: u64,
-    /// Connections refused by this node or by a peer (wrong cluster, busy, …).
+    /// Connections refused by this node or by a peer (wrong cluster, busy, …);
+    /// counted by the transport (0 in [`Engine::stats`](crate::Engine::stats)).
     pub rejections: u64,
-    /// Failed connections, timeouts, malformed frames and undecodable answers.
+    /// Failed connections, timeouts, malformed frames (counted by the
+    /// transport) and undecodable answers (by the engine).
     pub errors: u64,
-    /// Per replica: bytes on the wire, length prefixes included.
+    /// Per replica: bytes on the wire, length prefixes included (counted by
+    /// the transport; 0 in [`Engine::stats`](crate::Engine::stats), which
+    /// lists every registered replica).
     pub replicas: BTreeMap<String, ReplicaBytes>,
 }
 

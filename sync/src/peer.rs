@@ -11,6 +11,11 @@ use rand::{Rng, seq::IndexedRandom};
 use serde::{Deserialize, Serialize};
 
 /// A node's name in the cluster, unique among its members (e.g. `"hc-1"`).
+///
+/// The one identity type of the workspace: sync's handshakes check it, and
+/// membership carries it in every SWIM identity (`membership::MemberId`'s
+/// `node`, `membership::MemberInfo`'s `id`), re-exported as
+/// `membership::NodeId`. It serializes as its plain string.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct NodeId(pub String);
@@ -21,9 +26,34 @@ impl fmt::Display for NodeId {
     }
 }
 
+impl NodeId {
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 impl From<&str> for NodeId {
     fn from(s: &str) -> Self {
         NodeId(s.to_owned())
+    }
+}
+
+impl From<String> for NodeId {
+    fn from(s: String) -> Self {
+        NodeId(s)
+    }
+}
+
+impl PartialEq<str> for NodeId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for NodeId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
     }
 }
 

@@ -200,12 +200,12 @@ async fn wait_for_stop(agent: &Agent) -> anyhow::Result<()> {
                         tracing::info!(%primary, ?removed, "cluster keys reloaded");
                     }
                     Err(healthcheck::keys::KeyFileError::NotConfigured) => {}
-                    Err(e) => tracing::error!(error = %e, "cluster keys not reloaded; keeping the current ones"),
+                    Err(e) => tracing::error!(error = %format!("{:#}", anyhow::Error::from(e)), "cluster keys not reloaded; keeping the current ones"),
                 }
                 match agent.shared().reload_tls() {
                     Ok(true) => tracing::info!("api certificate reloaded"),
                     Ok(false) => {}
-                    Err(e) => tracing::error!(error = %e, "api certificate not reloaded; keeping the current one"),
+                    Err(e) => tracing::error!(error = %format!("{:#}", anyhow::Error::from(e)), "api certificate not reloaded; keeping the current one"),
                 }
                 match agent.shared().reload_tokens() {
                     Ok(n) => tracing::info!(tokens = n, "api tokens reloaded"),

@@ -222,8 +222,28 @@ fn cluster_key(registry: &mut Registry, snapshot: &Snapshot) {
     );
 }
 
-/// Members known to SWIM, by state.
+/// Members known to SWIM, by state, and SWIM's datagram counters.
 fn members(registry: &mut Registry, snapshot: &Snapshot) {
+    let m = snapshot.membership;
+    for (name, help, value) in [
+        (
+            "membership_datagrams_received",
+            "SWIM datagrams received",
+            m.datagrams_received,
+        ),
+        (
+            "membership_datagrams_sent",
+            "SWIM datagrams sent",
+            m.datagrams_sent,
+        ),
+        (
+            "membership_garbage_datagrams",
+            "SWIM datagrams dropped as garbage: oversize, undecodable, another cluster or refused by the cluster key",
+            m.garbage_datagrams,
+        ),
+    ] {
+        counter(registry, name, help, value);
+    }
     let count = |st: membership::MemberState| {
         snapshot.members.iter().filter(|x| x.state == st).count() as i64
     };

@@ -56,7 +56,7 @@ pub fn render(snapshot: &Snapshot) -> String {
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td class={state}>{state}</td></tr>",
-            escape(&m.id),
+            escape(m.id.as_str()),
             m.gossip_addr,
             m.sync_addr
         );

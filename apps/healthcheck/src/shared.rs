@@ -99,6 +99,8 @@ pub struct Shared {
     pub(crate) descriptors: crate::descriptors::Budget,
     /// Where checks may go (what the checker and `PUT` judge).
     pub(crate) targets: Arc<crate::targets::TargetPolicy>,
+    /// SWIM's counters (garbage datagrams among them).
+    pub(crate) membership_metrics: membership::MetricsReader,
     /// SWIM datagrams refused by the cluster key.
     pub(crate) swim_rejections: Arc<seal::Rejections>,
 }
@@ -213,6 +215,11 @@ impl Shared {
     /// SWIM datagrams refused by the cluster key or name, so far.
     pub fn swim_rejections(&self) -> seal::RejectionCounts {
         self.swim_rejections.snapshot()
+    }
+
+    /// SWIM's counters now.
+    pub fn membership_metrics(&self) -> membership::MembershipStats {
+        self.membership_metrics.get()
     }
 
     /// The agent's name.
@@ -345,7 +352,7 @@ impl Shared {
     /// Every member known to SWIM (down ones included), this agent first.
     pub fn members(&self) -> Vec<MemberInfo> {
         let mut out = vec![MemberInfo {
-            id: self.config.node.clone(),
+            id: self.config.node.clone().into(),
             gossip_addr: self.gossip_addr,
             sync_addr: self
                 .config

@@ -33,6 +33,8 @@ pub struct Snapshot {
     pub sync_rejections: seal::RejectionCounts,
     /// SWIM datagrams refused by the cluster key or name.
     pub swim_rejections: seal::RejectionCounts,
+    /// SWIM's counters.
+    pub membership: membership::MembershipStats,
     /// Keys in the cluster keyring (0: plaintext).
     pub cluster_keys: usize,
     /// The wall clock when it was taken (ms since the Unix epoch).
@@ -54,6 +56,7 @@ impl Snapshot {
             descriptors: shared.descriptors,
             sync_rejections: shared.node().rejections(),
             swim_rejections: shared.swim_rejections.snapshot(),
+            membership: shared.membership_metrics(),
             cluster_keys: shared.keyring.as_ref().map_or(0, |k| k.ids().len()),
             now_ms: crate::registry::now_ms(),
         }

@@ -100,3 +100,22 @@ pub fn live(agent: &Agent) -> usize {
         .filter(|m| m.state != MemberState::Down)
         .count()
 }
+
+/// The value of the first `/metrics` line of `agent` that starts with
+/// `needle` (an open API: no token).
+///
+/// # Panics
+/// When the API does not answer or no such line is there.
+pub async fn metric(agent: &Agent, needle: &str) -> u64 {
+    let body = reqwest::get(format!("http://{}/metrics", agent.api_addr()))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("body");
+    body.lines()
+        .find(|l| l.starts_with(needle))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {needle} in:\n{body}"))
+}

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use healthcheck::testing::{LIMIT, live, local_config, start_seeded};
+use healthcheck::testing::{LIMIT, live, local_config, metric, start_seeded};
 use healthcheck::{agent::Agent, config::AgentConfig, spec::OriginSpec};
 use seal::Key;
 use testkit::TempDir;
@@ -55,20 +55,6 @@ async fn replicated(agents: &[Agent], id: &str) {
         agents.iter().all(|a| a.shared().origin(id).is_some())
     })
     .await;
-}
-
-async fn metric(agent: &Agent, needle: &str) -> u64 {
-    let body = reqwest::get(format!("http://{}/metrics", agent.api_addr()))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("body");
-    body.lines()
-        .find(|l| l.starts_with(needle))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {needle} in:\n{body}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -213,7 +213,7 @@ impl Sim {
                 out.push(t);
             }
             while a.engine.poll_event().is_some() {}
-            next = Some(a.engine.poll_timeout());
+            next = a.engine.poll_timeout();
         }
         for t in out {
             let to: usize = t.to.id.0[3..].parse().expect("hc-NNN");
@@ -322,7 +322,7 @@ impl Sim {
             Event::Engine(i) => {
                 let view = self.view(i);
                 if let Some(a) = self.agents[i].as_mut()
-                    && a.engine.poll_timeout() <= now
+                    && a.engine.poll_timeout().is_some_and(|at| at <= now)
                 {
                     a.engine.handle_timeout(now, &view);
                     self.drain(i);
@@ -535,7 +535,7 @@ fn main() {
         sim.agents
             .iter()
             .flatten()
-            .map(|a| a.engine.metrics().rounds)
+            .map(|a| a.engine.stats().rounds)
             .sum()
     };
     let (bytes0, rounds0) = (sim.bytes, rounds(&sim));
@@ -699,7 +699,7 @@ fn main() {
         .agents
         .iter()
         .flatten()
-        .map(|a| a.engine.metrics().full_state_answers_sent)
+        .map(|a| a.engine.stats().full_state_answers_sent)
         .sum();
     eprintln!("full-state answers sent in the whole run: {full}");
     eprintln!(

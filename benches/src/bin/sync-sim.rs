@@ -67,7 +67,7 @@ fn messages(sim: &Sim) -> (u64, u64) {
     (0..sim.len())
         .filter_map(|i| sim.engine(i))
         .fold((0, 0), |(n, p), e| {
-            (n + e.metrics().notifies_sent, p + e.metrics().pulls_sent)
+            (n + e.stats().notifies_sent, p + e.stats().pulls_sent)
         })
 }
 
@@ -177,8 +177,8 @@ fn totals(sim: &Sim) -> (u64, u64, u64) {
     let (mut rounds, mut deltas) = (0, 0);
     for i in 0..sim.len() {
         if let Some(e) = sim.engine(i) {
-            rounds += e.metrics().rounds;
-            deltas += e.metrics().deltas_sent;
+            rounds += e.stats().rounds;
+            deltas += e.stats().deltas_sent;
         }
     }
     (sim.bytes, rounds, deltas)

@@ -123,7 +123,7 @@ impl Engine {
             use crate::replica::ErasedReplica;
             slot.restore(stored).map_err(|e| SyncError::Restore {
                 replica: name.to_owned(),
-                reason: e.to_string(),
+                source: Box::new(e),
             })?;
         } else {
             self.durable.whole.insert(name.to_owned());
@@ -227,6 +227,7 @@ impl Engine {
     /// was in flight whose replica has no own dot left to commit, and the notifications of its
     /// writes are sent at the next [`handle_timeout`](Self::handle_timeout).
     pub fn handle_committed(&mut self, ticket: CommitTicket) {
+        self.metrics.commits += 1;
         let d = &mut self.durable;
         for (name, counter) in ticket.counters {
             if let Some(durable) = d.durable.get_mut(&name) {
@@ -280,6 +281,7 @@ impl Engine {
     /// taken again by the next commit, and the pulls answered from its cut
     /// wait for that one.
     pub fn handle_commit_failed(&mut self, commit: &Commit, ticket: CommitTicket) {
+        self.metrics.commit_failures += 1;
         for rc in &commit.replicas {
             if let Some(slot) = self.replicas.get_mut(&rc.name) {
                 slot.retouch(&rc.rows);

@@ -49,11 +49,25 @@
 //!   leaves it unsure; either way it takes a fresh actor. Alone, it trusts
 //!   its store.
 //!
-//! Calling order: feed inputs with `handle_*`, then drain
-//! [`poll_transmit`](Engine::poll_transmit) and
-//! [`poll_event`](Engine::poll_event), and call
-//! [`handle_timeout`](Engine::handle_timeout) again at
-//! [`poll_timeout`](Engine::poll_timeout).
+//! Calling order (quinn-proto's `Connection` is the model, and
+//! `membership::MembershipCore` has the same shape): feed every input through
+//! a `handle_*` method (or a local [`write`](Engine::write)):
+//! [`handle_request`](Engine::handle_request) and
+//! [`handle_response`](Engine::handle_response) for messages from peers,
+//! [`handle_connection_lost`](Engine::handle_connection_lost) and
+//! [`handle_peer_failed`](Engine::handle_peer_failed) for what the transport
+//! saw, [`handle_committed`](Engine::handle_committed) and
+//! [`handle_commit_failed`](Engine::handle_commit_failed) for the store,
+//! [`handle_timeout`](Engine::handle_timeout) once
+//! [`poll_timeout`](Engine::poll_timeout) is reached. After each, drain
+//! [`poll_transmit`](Engine::poll_transmit) (send every [`Transmit`]) and
+//! [`poll_event`](Engine::poll_event) (and, with a store,
+//! [`take_commit`](Engine::take_commit)), then ask
+//! [`poll_timeout`](Engine::poll_timeout) when to call `handle_timeout`
+//! next. Read the counters with [`stats`](Engine::stats), a copy; nothing
+//! outside the engine changes them (the transport keeps the counters only
+//! it can see, bytes and refused connections, and adds them in
+//! [`Node::metrics`](crate::Node::metrics)).
 
 mod answer;
 mod durable;
@@ -364,16 +378,18 @@ impl Engine {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
-    pub fn poll_timeout(&self) -> Instant {
+    /// Always `Some` (a round is always ahead); an `Option` to match the
+    /// other cores.
+    pub fn poll_timeout(&self) -> Option<Instant> {
         if !self.to_notify.is_empty() || self.startup.step_due() {
             // Due at once: the latest `now` we were given is not in the future.
-            return self.last_now;
+            return Some(self.last_now);
         }
         let mut at = self.next_round.min(self.next_purge);
         if let Some(deadline) = self.startup.deadline(&self.config) {
             at = at.min(deadline);
         }
-        at
+        Some(at)
     }
 
     /// Runs whatever is due at `now`: notifications for news, the start-up
@@ -673,14 +689,11 @@ impl Engine {
         self.assembly.drop_peer(peer);
     }
 
-    /// The counters so far.
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
-    /// The counters, for the transport to add bytes, rejections and errors.
-    pub fn metrics_mut(&mut self) -> &mut Metrics {
-        &mut self.metrics
+    /// A copy of the engine's counters so far. The transport's own ones
+    /// (`rejections`, the byte counts, its connection errors) are not here:
+    /// [`Node::metrics`](crate::Node::metrics) adds them.
+    pub fn stats(&self) -> Metrics {
+        self.metrics.clone()
     }
 
     /// Whether `name` is a registered replica (for attributing bytes of

@@ -45,22 +45,22 @@ fn a_write_spreads_by_notify_then_pull_before_any_round() {
     engines[0]
         .write::<Map, _>("m", |m| m.insert(7, 70))
         .expect("registered");
-    assert_eq!(engines[0].poll_timeout(), now, "news is due at once");
+    assert_eq!(engines[0].poll_timeout(), Some(now), "news is due at once");
     exchange(&mut engines, &views, now);
     let reached = engines.iter().filter(|e| read(e) == vec![(7, 70)]).count();
     // 7 peers: fan-out 2 × ⌈log2(7 + 1)⌉ = 6 notified by the writer,
     // and every learner tells 6 more: all reached, no round needed.
     assert_eq!(reached, 8, "all 8 reached by notifications");
-    assert_eq!(engines[0].metrics().notifies_sent, 6);
+    assert_eq!(engines[0].stats().notifies_sent, 6);
     // later notifications carried news the receivers already had
     assert!(
         engines
             .iter()
-            .map(|e| e.metrics().notifies_redundant)
+            .map(|e| e.stats().notifies_redundant)
             .sum::<u64>()
             > 0
     );
-    assert_eq!(engines.iter().map(|e| e.metrics().rounds).sum::<u64>(), 0);
+    assert_eq!(engines.iter().map(|e| e.stats().rounds).sum::<u64>(), 0);
 }
 
 #[test]
@@ -77,7 +77,7 @@ fn periodic_rounds_alone_converge_and_steady_state_ships_no_keys() {
     }
     assert_eq!(
         engines[0].poll_timeout(),
-        engines[0].next_round.min(engines[0].next_purge)
+        Some(engines[0].next_round.min(engines[0].next_purge))
     );
     let mut now = start;
     for _ in 0..30 {
@@ -87,29 +87,30 @@ fn periodic_rounds_alone_converge_and_steady_state_ships_no_keys() {
     let expected: Vec<(u32, u32)> = (0..5).map(|i| (i, i)).collect();
     for e in &engines {
         assert_eq!(read(e), expected);
-        assert_eq!(e.metrics().notifies_sent, 0);
+        assert_eq!(e.stats().notifies_sent, 0);
     }
     // From now on, answers carry nothing.
-    let before: Vec<Metrics> = engines.iter().map(|e| e.metrics().clone()).collect();
+    let before: Vec<Metrics> = engines.iter().map(|e| e.stats()).collect();
     for _ in 0..10 {
         now += Duration::from_millis(1100);
         exchange(&mut engines, &views, now);
     }
     for (e, b) in engines.iter().zip(&before) {
         assert_eq!(
-            e.metrics().deltas_sent,
+            e.stats().deltas_sent,
             b.deltas_sent,
             "steady state moved key states"
         );
     }
     let empty =
         |ms: &mut dyn Iterator<Item = &Metrics>| ms.map(|m| m.empty_answers_sent).sum::<u64>();
-    let answered = empty(&mut engines.iter().map(|e| e.metrics())) - empty(&mut before.iter());
+    let after: Vec<Metrics> = engines.iter().map(|e| e.stats()).collect();
+    let answered = empty(&mut after.iter()) - empty(&mut before.iter());
     assert!(
         answered >= 5 * 10,
         "{answered} empty answers in 10 rounds of 5 nodes"
     );
-    assert!(engines.iter().map(|e| e.metrics().rounds).sum::<u64>() >= 5 * 30);
+    assert!(engines.iter().map(|e| e.stats().rounds).sum::<u64>() >= 5 * 30);
 }
 
 #[test]
@@ -135,7 +136,7 @@ fn stable_tombstones_are_purged_once_every_member_has_pulled() {
         let m = e.replica::<Map>("m").expect("registered");
         assert_eq!(m.stored_keys(), 0, "{} kept its tombstone", e.node());
     }
-    assert!(engines.iter().map(|e| e.metrics().purged).sum::<u64>() >= 1);
+    assert!(engines.iter().map(|e| e.stats().purged).sum::<u64>() >= 1);
 }
 
 #[test]
@@ -181,7 +182,7 @@ fn a_node_away_across_a_purge_gets_the_full_state_and_drops_the_removed_value() 
     // n2 comes back.
     let full_before: u64 = engines
         .iter()
-        .map(|e| e.metrics().full_state_answers_sent)
+        .map(|e| e.stats().full_state_answers_sent)
         .sum();
     views = (0..3)
         .map(|i| StaticPeers::new((0..3).filter(|&j| j != i).map(peer).collect()))
@@ -192,7 +193,7 @@ fn a_node_away_across_a_purge_gets_the_full_state_and_drops_the_removed_value() 
     }
     let full_after: u64 = engines
         .iter()
-        .map(|e| e.metrics().full_state_answers_sent)
+        .map(|e| e.stats().full_state_answers_sent)
         .sum();
     assert!(
         full_after > full_before,
@@ -244,7 +245,7 @@ fn pulls_for_unknown_replicas_get_an_empty_answer_and_grow_nothing() {
             [Message::Delta { delta: None, .. }]
         ));
     }
-    assert_eq!(engines[0].metrics().replicas.len(), 1);
+    assert_eq!(engines[0].stats().replicas.len(), 1);
     assert!(engines[0].digests.get(&from).is_none_or(|d| d.len() <= 1));
     // a non-member's pulls are answered but its digest is not kept
     for i in 0..100 {
@@ -275,7 +276,7 @@ fn an_undecodable_answer_is_an_error_and_changes_nothing() {
         engines[0].handle_response(&from, bad),
         Err(SyncError::Decode { .. })
     ));
-    assert_eq!(engines[0].metrics().errors, 1);
+    assert_eq!(engines[0].stats().errors, 1);
     assert!(read(&engines[0]).is_empty());
 }
 
@@ -339,12 +340,12 @@ fn regression_a_member_with_every_dot_still_learns_the_purge_frontier() {
     let m0 = engines[0].replica::<Map>("m").expect("registered");
     assert!(!m0.purge_frontier().is_empty(), "n0 purged");
     assert_eq!(m0.siblings(&1).len(), 1);
-    let frontier_before = engines[0].metrics().frontier_answers_sent;
+    let frontier_before = engines[0].stats().frontier_answers_sent;
     for _ in 0..3 {
         tick(&mut engines, 1);
         tick(&mut engines, 0);
     }
-    assert!(engines[0].metrics().frontier_answers_sent > frontier_before);
+    assert!(engines[0].stats().frontier_answers_sent > frontier_before);
     let (m0, m1) = (
         engines[0].replica::<Map>("m").expect("registered"),
         engines[1].replica::<Map>("m").expect("registered"),

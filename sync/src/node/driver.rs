@@ -21,7 +21,12 @@ pub(super) async fn run(shared: Arc<Shared>, tasks: TaskTracker) {
         let deadline = shared.engine().poll_timeout();
         tokio::select! {
             () = shared.shutdown.cancelled() => break,
-            () = tokio::time::sleep_until(deadline.into()) => {
+            () = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            } => {
                 shared.engine().handle_timeout(Instant::now(), &*shared.peers);
             }
             () = shared.wake.notified() => {

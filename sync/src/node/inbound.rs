@@ -12,12 +12,16 @@ use tokio_util::{codec::Framed, task::TaskTracker};
 
 use super::Shared;
 use crate::{
-    Answer, CodecError, HANDSHAKE_MAX_FRAME_LENGTH, HelloOk, MAGIC, Message, MessageCodec, NodeId,
-    RejectReason, Reply, SyncError, negotiate,
+    Answer, CodecError, HANDSHAKE_MAX_FRAME_LENGTH, HelloOk, LogThrottle, MAGIC, Message,
+    MessageCodec, NodeId, RejectReason, Reply, SyncError, negotiate,
 };
 
 /// Most connections being told `Busy` at once.
 pub(super) const MAX_REJECTIONS_IN_FLIGHT: usize = 32;
+
+/// "inbound session limit reached" is logged at most once per this
+/// interval, with the number of connections refused since the last line.
+const BUSY_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub(super) async fn accept(shared: Arc<Shared>, listener: TcpListener, tasks: TaskTracker) {
     let sessions = Arc::new(Semaphore::new(shared.config.max_inbound_sessions));
@@ -25,6 +29,7 @@ pub(super) async fn accept(shared: Arc<Shared>, listener: TcpListener, tasks: Ta
     // time; beyond that they are closed at once (a flood holds no
     // descriptors).
     let rejections = Arc::new(Semaphore::new(MAX_REJECTIONS_IN_FLIGHT));
+    let mut busy = LogThrottle::new(BUSY_LOG_INTERVAL);
     loop {
         let (stream, addr) = tokio::select! {
             () = shared.shutdown.cancelled() => return,
@@ -45,20 +50,28 @@ pub(super) async fn accept(shared: Arc<Shared>, listener: TcpListener, tasks: Ta
             Ok(permit) => {
                 tasks.spawn(async move {
                     if let Err(e) = session(&shared, stream).await {
-                        tracing::debug!(%addr, error = %e, "inbound session closed");
+                        tracing::debug!(%addr, error = %crate::error::chain(&e), "inbound session closed");
                     }
                     drop(permit);
                 });
             }
             Err(_) => {
                 shared.record_rejection();
+                if let Some(suppressed) = busy.allow(std::time::Instant::now()) {
+                    tracing::warn!(
+                        %addr,
+                        limit = shared.config.max_inbound_sessions,
+                        suppressed,
+                        "inbound session limit reached, rejecting (logged at most once per 10 s; \
+                         `suppressed` refused since the last)"
+                    );
+                }
                 let Ok(slot) = rejections.clone().try_acquire_owned() else {
                     drop(stream);
                     continue;
                 };
                 tasks.spawn(async move {
                     let _slot = slot;
-                    tracing::debug!(%addr, "inbound session limit reached, rejecting");
                     let mut framed = Framed::new(
                         stream,
                         shared.codec(shared.config.max_frame_length, seal::Role::Server),
@@ -102,7 +115,7 @@ async fn session(shared: &Shared, stream: TcpStream) -> Result<(), SyncError> {
             Ok(None) => return Ok(()),
             Ok(Some(Ok(request))) => request,
             Ok(Some(Err(e))) => {
-                tracing::warn!(peer = %from, error = %e, "closing connection: bad frame");
+                tracing::warn!(peer = %from, error = %crate::error::chain(&e), "closing connection: bad frame");
                 let e = SyncError::from(e);
                 shared.record_failure(&e);
                 return Err(e);
@@ -121,8 +134,7 @@ async fn session(shared: &Shared, stream: TcpStream) -> Result<(), SyncError> {
         let reply = {
             let mut engine = shared.engine();
             if let Some(replica) = request.replica().filter(|r| engine.is_registered(r)) {
-                let replica = replica.to_owned();
-                engine.metrics_mut().record_received(&replica, size);
+                shared.record_received(replica, size);
             }
             engine.handle_request(std::time::Instant::now(), &from, request, &*shared.peers)
         };
@@ -182,9 +194,9 @@ async fn send_answer(
             .map_err(|_| SyncError::Timeout)??;
     }
     let sent = framed.codec().bytes_encoded() - before;
-    let mut engine = shared.engine();
-    if engine.is_registered(&replica) {
-        engine.metrics_mut().record_sent(&replica, sent);
+    let registered = shared.engine().is_registered(&replica);
+    if registered {
+        shared.record_sent(&replica, sent);
     }
     Ok(())
 }
@@ -203,11 +215,11 @@ async fn handshake(
         None => return Err(SyncError::Protocol("closed before hello".into())),
         Some(Err(e @ CodecError::Rejected(_))) => {
             // Not sealed with our key: no answer, not even a rejection.
-            tracing::warn!(error = %e, "closing connection: first frame did not open");
+            tracing::warn!(error = %crate::error::chain(&e), "closing connection: first frame did not open");
             return Err(e.into());
         }
         Some(Err(e)) => {
-            tracing::warn!(error = %e, "closing connection: bad first frame");
+            tracing::warn!(error = %crate::error::chain(&e), "closing connection: bad first frame");
             RejectReason::NotAHello
         }
         Some(Ok(Message::Hello(hello))) => {

@@ -14,6 +14,21 @@
 //! [`Storage`]: [`Node::flush`] returns then, which is when an app may
 //! acknowledge it. Before that, none of this node's own dots leave it: a
 //! peer's pull is answered after the commit, notifications wait for it.
+//!
+//! **Counters.** The transport never changes the engine's counters
+//! ([`Engine::stats`] is a copy). What only the transport sees, bytes on the
+//! wire per replica, refused connections and its own errors (failed
+//! connects, timeouts, bad frames, full queues), it counts in a struct of
+//! its own, and [`Node::metrics`] adds it to the engine's copy. That keeps
+//! the engine free of inputs that exist only to be counted (it runs in the
+//! simulator, where there are no bytes) and keeps counting off the engine
+//! lock. What the engine is told anyway, a commit written or failed, it
+//! counts itself ([`Engine::handle_committed`]).
+//!
+//! The listener logs "inbound session limit reached" once, then at most once
+//! per 10 s with the number of connections refused since
+//! ([`LogThrottle`](crate::LogThrottle)): a connection flood writes a line
+//! every 10 s, not one per connection.
 
 mod driver;
 mod inbound;
@@ -37,7 +52,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     DEFAULT_MAX_FRAME_LENGTH, Engine, EngineConfig, Event, MIN_PROTOCOL_VERSION, Metrics, NodeId,
-    PROTOCOL_VERSION, PeerSource, SyncError,
+    PROTOCOL_VERSION, PeerSource, ReplicaBytes, SyncError,
     storage::{ActorChoice, FreshBecause, Identity, Storage, Stored},
 };
 
@@ -121,10 +136,37 @@ struct Committed {
     failed: Option<(u64, Arc<crate::storage::StorageError>)>,
 }
 
+/// The counters only the transport sees (see the module docs), added to the
+/// engine's by [`Node::metrics`].
+#[derive(Debug, Default)]
+struct TransportStats {
+    /// Connections refused by this node or by a peer.
+    rejections: u64,
+    /// Failed connections, timeouts, malformed frames, full queues.
+    errors: u64,
+    /// Per registered replica, bytes of its frames on the wire.
+    replicas: std::collections::BTreeMap<String, ReplicaBytes>,
+}
+
+impl TransportStats {
+    /// `engine`'s counters with these added.
+    fn add_to(&self, mut engine: Metrics) -> Metrics {
+        engine.rejections += self.rejections;
+        engine.errors += self.errors;
+        for (name, bytes) in &self.replicas {
+            engine.record_sent(name, bytes.sent);
+            engine.record_received(name, bytes.received);
+        }
+        engine
+    }
+}
+
 /// What every task of a node shares.
 struct Shared {
     config: NodeConfig,
     engine: Mutex<Engine>,
+    /// Taken after the engine's lock when both are held, never before.
+    transport: Mutex<TransportStats>,
     /// Wakes the driver: the engine may have something to send.
     wake: Notify,
     /// Wakes the persister: the engine may have something to commit.
@@ -174,8 +216,45 @@ impl Shared {
         self.engine.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The transport's counters. Never held while the engine is locked
+    /// (the reverse is fine).
+    fn transport(&self) -> MutexGuard<'_, TransportStats> {
+        self.transport.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn record_error(&self) {
-        self.engine().metrics_mut().errors += 1;
+        self.transport().errors += 1;
+    }
+
+    /// Counts `n` bytes sent for `replica`'s frames.
+    fn record_sent(&self, replica: &str, n: u64) {
+        let mut stats = self.transport();
+        match stats.replicas.get_mut(replica) {
+            Some(bytes) => bytes.sent += n,
+            None => {
+                let bytes = ReplicaBytes {
+                    sent: n,
+                    received: 0,
+                };
+                stats.replicas.insert(replica.to_owned(), bytes);
+            }
+        }
+    }
+
+    /// Counts `n` bytes received for `replica`'s frames (call only for a
+    /// registered replica: untrusted names must not grow the map).
+    fn record_received(&self, replica: &str, n: u64) {
+        let mut stats = self.transport();
+        match stats.replicas.get_mut(replica) {
+            Some(bytes) => bytes.received += n,
+            None => {
+                let bytes = ReplicaBytes {
+                    sent: 0,
+                    received: n,
+                };
+                stats.replicas.insert(replica.to_owned(), bytes);
+            }
+        }
     }
 
     /// Records the outcome of a handshake with `peer` and tells subscribers
@@ -206,7 +285,7 @@ impl Shared {
     }
 
     fn record_rejection(&self) {
-        self.engine().metrics_mut().rejections += 1;
+        self.transport().rejections += 1;
     }
 }
 
@@ -339,6 +418,7 @@ impl NodeBuilder {
         let shared = Arc::new(Shared {
             config: self.config,
             engine: Mutex::new(self.engine),
+            transport: Mutex::new(TransportStats::default()),
             wake: Notify::new(),
             persist: Notify::new(),
             durable_changed: Notify::new(),
@@ -549,9 +629,11 @@ impl Node {
         self.shared.rejections.snapshot()
     }
 
-    /// A snapshot of the counters.
+    /// A snapshot of the counters: the engine's ([`Engine::stats`]) and the
+    /// transport's (rejections, bytes, connection errors) added together.
     pub fn metrics(&self) -> Metrics {
-        self.shared.engine().metrics().clone()
+        let engine = self.shared.engine().stats();
+        self.shared.transport().add_to(engine)
     }
 
     /// Stops every task of the node and waits for them: the listener closes,

@@ -55,7 +55,7 @@ pub(super) async fn run(shared: Arc<Shared>, peer: Peer, mut requests: mpsc::Rec
                         shared.record_rejection();
                     }
                     _ => {
-                        tracing::debug!(peer = %peer.id, addr = %peer.addr, error = %e, "cannot connect");
+                        tracing::debug!(peer = %peer.id, addr = %peer.addr, error = %crate::error::chain(&e), "cannot connect");
                         shared.record_failure(&e);
                     }
                 }
@@ -182,8 +182,7 @@ async fn serve(
                 let result = {
                     let mut engine = shared.engine();
                     if let Some(replica) = answer.replica().filter(|r| engine.is_registered(r)) {
-                        let replica = replica.to_owned();
-                        engine.metrics_mut().record_received(&replica, size);
+                        shared.record_received(replica, size);
                     }
                     engine.handle_response(&peer.id, answer)
                 };
@@ -216,7 +215,7 @@ async fn send(
         .map_err(|_| SyncError::Timeout)??;
     let sent = framed.codec().bytes_encoded() - before;
     if let Some(replica) = replica {
-        shared.engine().metrics_mut().record_sent(&replica, sent);
+        shared.record_sent(&replica, sent);
     }
     if is_pull {
         if *outstanding == 0 {

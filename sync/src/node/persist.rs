@@ -47,7 +47,7 @@ async fn commit_once(shared: &Arc<Shared>, storage: &Arc<dyn Storage>) -> Result
         Ok(Some(taken)) => taken,
         Ok(None) => return Ok(false),
         Err(e) => {
-            tracing::error!(error = %e, "cannot take a commit");
+            tracing::error!(error = %crate::error::chain(&e), "cannot take a commit");
             shared.record_error();
             return Err(());
         }
@@ -63,7 +63,6 @@ async fn commit_once(shared: &Arc<Shared>, storage: &Arc<dyn Storage>) -> Result
             {
                 let mut engine = shared.engine();
                 engine.handle_committed(ticket);
-                engine.metrics_mut().commits += 1;
             }
             shared
                 .committed
@@ -78,7 +77,6 @@ async fn commit_once(shared: &Arc<Shared>, storage: &Arc<dyn Storage>) -> Result
             {
                 let mut engine = shared.engine();
                 engine.handle_commit_failed(&commit, ticket);
-                engine.metrics_mut().commit_failures += 1;
             }
             let e = Arc::new(e);
             shared
@@ -88,9 +86,7 @@ async fn commit_once(shared: &Arc<Shared>, storage: &Arc<dyn Storage>) -> Result
         }
         Err(join) => {
             tracing::error!(error = %join, "the commit task failed; retrying");
-            let mut engine = shared.engine();
-            engine.handle_commit_failed(&commit, ticket);
-            engine.metrics_mut().commit_failures += 1;
+            shared.engine().handle_commit_failed(&commit, ticket);
             Err(())
         }
     }

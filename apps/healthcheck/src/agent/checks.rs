@@ -165,8 +165,8 @@ impl Loop {
             .distinct_members()
             .into_iter()
             .filter(|x| x.state == membership::MemberState::Alive)
-            .filter(|x| verified.contains(&sync::NodeId(x.id.clone())))
-            .map(|x| x.id)
+            .filter(|x| verified.contains(&x.id))
+            .map(|x| x.id.0)
             .collect();
         let all = m.all_members();
         drop(guard);

@@ -90,6 +90,7 @@ impl Agent {
             gossip_addr,
             bump: membership.identity().map_or(0, |id| id.bump),
             swim_rejections: membership.rejection_counters(),
+            membership_metrics: membership.metrics_reader(),
             membership: Mutex::new(Some(membership)),
             node,
             members_view: Arc::new(RwLock::new(Vec::new())),
@@ -203,7 +204,7 @@ async fn register_configured(shared: Arc<Shared>) {
             continue;
         }
         if let Err(e) = shared.put_origin(&id, spec).await {
-            tracing::error!(origin = %id, error = %e, "cannot register an origin of the config file");
+            tracing::error!(origin = %id, error = %sync::error_chain(&e), "cannot register an origin of the config file");
         }
     }
 }

@@ -288,7 +288,7 @@ async fn refuse_a_duplicate(
                 tracing::warn!(member = %other.gossip_addr, answered_as = %name, "a member with this agent's name answers under another");
             }
             Err(e) => {
-                tracing::info!(member = %other.gossip_addr, error = %e, "a member with this agent's name does not answer: a previous run of this agent");
+                tracing::info!(member = %other.gossip_addr, error = %sync::error_chain(&e), "a member with this agent's name does not answer: a previous run of this agent");
             }
         }
     }
