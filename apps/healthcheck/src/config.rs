@@ -334,8 +334,16 @@ impl AgentConfig {
             source_name: "config".into(),
             message,
         };
-        name("node", &self.node).map_err(err)?;
-        name("cluster", &self.cluster).map_err(err)?;
+        self.validate_names_and_paths().map_err(err)?;
+        self.validate_addresses().map_err(err)?;
+        self.validate_limits().map_err(err)?;
+        self.validate_checks().map_err(err)
+    }
+
+    /// The node and cluster names, and no empty file path.
+    fn validate_names_and_paths(&self) -> Result<(), String> {
+        name("node", &self.node)?;
+        name("cluster", &self.cluster)?;
         let mut paths = vec![("data_dir", Some(&self.data_dir))];
         paths.push(("key_file", self.key_file.as_ref()));
         paths.push(("token_file", self.token_file.as_ref()));
@@ -345,17 +353,23 @@ impl AgentConfig {
         }
         for (key, path) in paths {
             if path.is_some_and(|p| p.as_os_str().is_empty()) {
-                return Err(err(format!(
+                return Err(format!(
                     "{key}: must not be empty (\".\" is the working directory)"
-                )));
+                ));
             }
         }
+        Ok(())
+    }
+
+    /// Listeners that can coexist, and advertised and seed addresses that
+    /// can be dialled.
+    fn validate_addresses(&self) -> Result<(), String> {
         if shares_a_tcp_address(self.sync_listen, self.api_listen) {
-            return Err(err(format!(
+            return Err(format!(
                 "listen.api: {} is also listen.sync ({}); two TCP listeners cannot share an \
                  address (use another port, or 0 for any free one)",
                 self.api_listen, self.sync_listen
-            )));
+            ));
         }
         let mut dialled = vec![
             ("advertise.gossip".to_owned(), self.gossip_advertise),
@@ -370,15 +384,20 @@ impl AgentConfig {
         for (key, addr) in dialled {
             let Some(addr) = addr else { continue };
             if addr.ip().is_unspecified() {
-                return Err(err(format!(
+                return Err(format!(
                     "{key}: {addr} cannot be dialled (an unspecified IP); give the address \
                      other agents reach"
-                )));
+                ));
             }
             if addr.port() == 0 {
-                return Err(err(format!("{key}: {addr} cannot be dialled (port 0)")));
+                return Err(format!("{key}: {addr} cannot be dialled (port 0)"));
             }
         }
+        Ok(())
+    }
+
+    /// Every timing, count and timeout within its range.
+    fn validate_limits(&self) -> Result<(), String> {
         for (key, duration, range) in [
             (
                 "timings.pull_interval_ms",
@@ -397,7 +416,7 @@ impl AgentConfig {
             ),
         ] {
             let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
-            in_range(key, ms, range).map_err(err)?;
+            in_range(key, ms, range)?;
         }
         let count = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
         for (key, value, range) in [
@@ -418,7 +437,7 @@ impl AgentConfig {
             ),
         ] {
             if let Some(v) = value {
-                in_range(key, count(v), range).map_err(err)?;
+                in_range(key, count(v), range)?;
             }
         }
         for (key, duration, range) in [
@@ -434,16 +453,21 @@ impl AgentConfig {
             ),
         ] {
             let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
-            in_range(key, ms, range).map_err(err)?;
+            in_range(key, ms, range)?;
         }
+        Ok(())
+    }
+
+    /// The `[checks]` policy and the `[[origins]]`.
+    fn validate_checks(&self) -> Result<(), String> {
         crate::targets::TargetPolicy::with_local_addresses(&self.checks, &[], &[])
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         for (i, (id, spec)) in self.origins.iter().enumerate() {
-            spec::validate_id(id).map_err(|e| err(format!("origins[{i}].{e}")))?;
+            spec::validate_id(id).map_err(|e| format!("origins[{i}].{e}"))?;
             spec.validate()
-                .map_err(|e| err(format!("origins[{i}] ({id}).{e}")))?;
+                .map_err(|e| format!("origins[{i}] ({id}).{e}"))?;
             if self.origins[..i].iter().any(|(other, _)| other == id) {
-                return Err(err(format!("origins[{i}].id: {id:?} is registered twice")));
+                return Err(format!("origins[{i}].id: {id:?} is registered twice"));
             }
         }
         Ok(())
