@@ -64,12 +64,10 @@ mod tests {
             Err(e) => e,
         };
         assert!(matches!(error, MembershipError::Bind { .. }), "{error:?}");
-        let printed = sync::error_chain(&error);
         let cause = std::error::Error::source(&error)
             .expect("the i/o error is the source")
             .to_string();
-        assert!(printed.contains(&addr.to_string()), "{printed}");
-        assert_eq!(printed.matches(&cause).count(), 1, "{printed}");
+        testkit::assert_reads_once(&sync::error_chain(&error), &addr.to_string(), &cause);
     }
 
     #[test]

@@ -1,43 +1,43 @@
-//! An error and its causes as one line.
+//! Assertions on a printed error chain (`error: {:#}`, or
+//! `sync::error_chain`): the workspace's errors leave their cause to
+//! `source()`, so a chain names what failed and says each cause once.
+//!
+//! The chain itself is built by `sync::error_chain` (the one walk of
+//! `source()`, which the libraries also use for their logs); this crate
+//! depends on no crate of the workspace, so it takes the printed line.
 
-use std::error::Error;
-
-/// `err` and every `source()` below it, joined with `": "`, as the binaries
-/// print a chain (`anyhow`'s `{:#}`): what a test asserts about when it
-/// checks that a message names a file or says its cause once.
-pub fn error_chain(err: &dyn Error) -> String {
-    let mut chain = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        chain.push_str(": ");
-        chain.push_str(&e.to_string());
-        source = e.source();
-    }
-    chain
+/// Asserts that `printed` names `what` (a file, an address, a field) and
+/// holds `cause` exactly once.
+///
+/// # Panics
+/// When either does not hold, quoting `printed`.
+pub fn assert_reads_once(printed: &str, what: &str, cause: &str) {
+    assert!(printed.contains(what), "names {what:?}: {printed}");
+    assert_eq!(
+        printed.matches(cause).count(),
+        1,
+        "says {cause:?} once: {printed}"
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[derive(Debug)]
-    struct Outer(std::io::Error);
-
-    impl std::fmt::Display for Outer {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("reading x.toml")
-        }
-    }
-
-    impl Error for Outer {
-        fn source(&self) -> Option<&(dyn Error + 'static)> {
-            Some(&self.0)
-        }
+    #[test]
+    fn a_chain_that_names_its_subject_and_says_its_cause_once_passes() {
+        assert_reads_once("cannot bind 127.0.0.1:1: in use", "127.0.0.1:1", "in use");
     }
 
     #[test]
-    fn the_chain_says_each_cause_once_in_order() {
-        let err = Outer(std::io::Error::other("denied"));
-        assert_eq!(error_chain(&err), "reading x.toml: denied");
+    #[should_panic(expected = "once")]
+    fn a_cause_said_twice_fails() {
+        assert_reads_once("bind 127.0.0.1:1: in use: in use", "127.0.0.1:1", "in use");
+    }
+
+    #[test]
+    #[should_panic(expected = "names")]
+    fn a_chain_without_its_subject_fails() {
+        assert_reads_once("cannot bind: in use", "127.0.0.1:1", "in use");
     }
 }

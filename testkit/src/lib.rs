@@ -5,7 +5,8 @@
 //!   caller has an event stream, with a timeout message naming what was
 //!   awaited.
 //! - [`temp`]: a unique temporary directory removed on drop.
-//! - [`chain`]: an error and its causes as the binaries print them.
+//! - [`chain`]: assertions that a printed error chain names its subject and
+//!   says its cause once.
 //!
 //! This crate depends on no crate of the workspace, so every crate can take
 //! it as a dev-dependency without a cycle (a crate that dev-depends on a
@@ -36,5 +37,5 @@ pub mod chain;
 pub mod temp;
 pub mod wait;
 
-pub use chain::error_chain;
+pub use chain::assert_reads_once;
 pub use temp::TempDir;

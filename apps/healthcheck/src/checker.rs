@@ -167,6 +167,17 @@ pub struct CheckOutcome {
 }
 
 impl CheckOutcome {
+    /// A check that got the answer it expected after `latency` (with HTTP
+    /// status `status_code`, for HTTP and HTTPS).
+    pub fn success(latency: Duration, status_code: Option<u16>) -> Self {
+        CheckOutcome {
+            ok: true,
+            latency: Some(latency),
+            reason: None,
+            status_code,
+        }
+    }
+
     fn failed(latency: Option<Duration>, status_code: Option<u16>, failure: Failure) -> Self {
         CheckOutcome {
             ok: false,
@@ -314,12 +325,7 @@ impl Checker {
                 Ok(Ok(stream)) => {
                     let latency = started.elapsed();
                     drop(stream);
-                    return CheckOutcome {
-                        ok: true,
-                        latency: Some(latency),
-                        reason: None,
-                        status_code: None,
-                    };
+                    return CheckOutcome::success(latency, None);
                 }
             }
         }

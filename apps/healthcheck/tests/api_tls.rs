@@ -119,7 +119,7 @@ async fn unusable_certificate_files_stop_the_start_naming_them() {
             }
             Err(e) => e,
         };
-        let chain = testkit::error_chain(&err);
+        let chain = sync::error_chain(&err);
         assert!(chain.contains(expect), "{expect}: {chain}");
     }
 }

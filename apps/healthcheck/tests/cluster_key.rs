@@ -153,6 +153,6 @@ fn the_key_file_is_read_from_the_config_and_a_bad_one_stops_the_start() {
         .err()
         .expect("a bad key file stops the start");
     // The error and its causes, each said once, as the binary prints them.
-    let chain = testkit::error_chain(&err);
+    let chain = sync::error_chain(&err);
     assert!(chain.contains("bad.keys:1"), "{chain}");
 }

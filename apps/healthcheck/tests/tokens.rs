@@ -159,7 +159,7 @@ async fn a_bad_token_file_stops_the_start_naming_it() {
         }
         Err(e) => e,
     };
-    let chain = testkit::error_chain(&err);
+    let chain = sync::error_chain(&err);
     assert!(
         chain.contains("tokens:1") && chain.contains("scope"),
         "{chain}"

@@ -102,12 +102,7 @@ const PARAMS: Params = Params {
 
 /// Every simulated check succeeds at once.
 fn success() -> CheckOutcome {
-    CheckOutcome {
-        ok: true,
-        latency: Some(Duration::from_millis(1)),
-        reason: None,
-        status_code: Some(200),
-    }
+    CheckOutcome::success(Duration::from_millis(1), Some(200))
 }
 
 enum Event {

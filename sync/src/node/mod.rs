@@ -228,30 +228,25 @@ impl Shared {
 
     /// Counts `n` bytes sent for `replica`'s frames.
     fn record_sent(&self, replica: &str, n: u64) {
-        let mut stats = self.transport();
-        match stats.replicas.get_mut(replica) {
-            Some(bytes) => bytes.sent += n,
-            None => {
-                let bytes = ReplicaBytes {
-                    sent: n,
-                    received: 0,
-                };
-                stats.replicas.insert(replica.to_owned(), bytes);
-            }
-        }
+        self.record_bytes(replica, |b| b.sent += n);
     }
 
     /// Counts `n` bytes received for `replica`'s frames (call only for a
     /// registered replica: untrusted names must not grow the map).
     fn record_received(&self, replica: &str, n: u64) {
+        self.record_bytes(replica, |b| b.received += n);
+    }
+
+    fn record_bytes(&self, replica: &str, count: impl FnOnce(&mut ReplicaBytes)) {
         let mut stats = self.transport();
         match stats.replicas.get_mut(replica) {
-            Some(bytes) => bytes.received += n,
+            Some(bytes) => count(bytes),
             None => {
-                let bytes = ReplicaBytes {
+                let mut bytes = ReplicaBytes {
                     sent: 0,
-                    received: n,
+                    received: 0,
                 };
+                count(&mut bytes);
                 stats.replicas.insert(replica.to_owned(), bytes);
             }
         }

@@ -28,12 +28,7 @@ fn core(me: &str) -> CheckCore {
 }
 
 fn ok() -> CheckOutcome {
-    CheckOutcome {
-        ok: true,
-        latency: Some(Duration::from_millis(3)),
-        reason: None,
-        status_code: Some(200),
-    }
+    CheckOutcome::success(Duration::from_millis(3), Some(200))
 }
 
 fn failed() -> CheckOutcome {
@@ -77,6 +72,16 @@ fn record(by: &str, status: Status, since_ms: u64) -> HealthRecord {
         latency_ms: None,
         reason: None,
     }
+}
+
+/// The agent ranked second for "o" (the three agents, owner first, and its
+/// core), seeing all three live and knowing "o" since `t`.
+fn stand_in(t: Instant) -> (Vec<String>, CheckCore) {
+    let r = ranked();
+    let mut second = core(&r[1]);
+    second.handle_live(t, r.clone());
+    second.handle_origin(t, "o", Some(params(1, 1, Status::Up)));
+    (r, second)
 }
 
 /// The three agents ranked for "o", owner first.
@@ -210,10 +215,7 @@ fn rise_and_fall_count_results_in_a_row_at_the_fast_interval() {
 #[test]
 fn a_stand_in_takes_over_a_silent_owner_then_hands_back() {
     let t = Instant::now();
-    let r = ranked();
-    let mut second = core(&r[1]);
-    second.handle_live(t, r.clone());
-    second.handle_origin(t, "o", Some(params(1, 1, Status::Up)));
+    let (r, mut second) = stand_in(t);
     second.handle_record_seen(t, "o", &r[0]);
     // stands by for record_refresh + 1 × grace after the owner's record
     let patience = REFRESH + GRACE;
@@ -238,10 +240,7 @@ fn a_stand_in_takes_over_a_silent_owner_then_hands_back() {
 #[test]
 fn when_the_owner_leaves_the_view_its_origin_is_due_at_once() {
     let t = Instant::now();
-    let r = ranked();
-    let mut second = core(&r[1]);
-    second.handle_live(t, r.clone());
-    second.handle_origin(t, "o", Some(params(1, 1, Status::Up)));
+    let (r, mut second) = stand_in(t);
     second.handle_record_seen(t, "o", &r[0]);
     let leave = t + Duration::from_millis(10);
     assert!(run_until(&mut second, leave).is_empty());
@@ -305,10 +304,7 @@ fn a_result_for_a_removed_or_usurped_origin_is_not_written() {
 #[test]
 fn one_check_of_an_origin_at_a_time() {
     let t = Instant::now();
-    let r = ranked();
-    let mut second = core(&r[1]);
-    second.handle_live(t, r.clone());
-    second.handle_origin(t, "o", Some(params(1, 1, Status::Up)));
+    let (r, mut second) = stand_in(t);
     second.handle_live(t, vec![r[1].clone()]);
     assert_eq!(run_until(&mut second, t).len(), 1);
     // views change while the check runs: no second check is asked for
