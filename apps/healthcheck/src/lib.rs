@@ -16,6 +16,7 @@ pub mod api_server;
 pub mod api_tls;
 pub mod check_core;
 pub mod checker;
+pub mod client;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;

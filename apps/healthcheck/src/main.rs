@@ -7,7 +7,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 #[cfg(feature = "demo")]
 use healthcheck::demo::{self, DemoConfig};
-use healthcheck::{agent::Agent, config::AgentConfig};
+use healthcheck::{
+    agent::Agent,
+    client::{ApiClient, origin_path},
+    config::AgentConfig,
+};
 
 /// A distributed health checker: N agents share the checks of many origins.
 #[derive(Parser)]
@@ -59,16 +63,69 @@ enum Command {
     },
     /// Print the origins table of a running agent.
     Status {
-        /// The agent's API, e.g. http://127.0.0.1:8080
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Print the members a running agent knows, with their state.
+    Members {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Read, register or remove the origins of a running agent.
+    Origins {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        action: OriginsAction,
+    },
+}
+
+/// Where the agent's API is and how to be let in.
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// The agent's API, e.g. http://127.0.0.1:8080
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// An API token (read for reading, write for changes; or set
+    /// HEALTHCHECK_TOKEN).
+    #[arg(long, global = true, env = "HEALTHCHECK_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A PEM file of the CA (or certificate) to trust for an https API
+    /// with a certificate of its own.
+    #[arg(long, global = true)]
+    ca: Option<PathBuf>,
+}
+
+impl ApiArgs {
+    fn client(&self) -> anyhow::Result<ApiClient> {
+        Ok(ApiClient::new(
+            &self.api,
+            self.token.as_deref(),
+            self.ca.as_deref(),
+        )?)
+    }
+}
+
+#[derive(Subcommand)]
+enum OriginsAction {
+    /// Print one origin (its spec and health) as JSON.
+    Get {
+        /// The origin's id.
+        id: String,
+    },
+    /// Register or replace an origin from a JSON spec (`healthcheck origin`
+    /// of the demo feature, or the README, shows one).
+    Put {
+        /// The origin's id.
+        id: String,
+        /// The spec: a JSON file, or - for standard input.
         #[arg(long)]
-        api: String,
-        /// An API token with the read scope (or set HEALTHCHECK_TOKEN).
-        #[arg(long, env = "HEALTHCHECK_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-        /// A PEM file of the CA (or certificate) to trust for an https API
-        /// with a certificate of its own.
-        #[arg(long)]
-        ca: Option<PathBuf>,
+        spec: PathBuf,
+    },
+    /// Remove an origin.
+    Rm {
+        /// The origin's id.
+        id: String,
     },
 }
 
@@ -122,9 +179,9 @@ fn run() -> anyhow::Result<()> {
                 .await
                 .map(|_| ())
             }
-            Command::Status { api, token, ca } => {
-                status(&api, token.as_deref(), ca.as_deref()).await
-            }
+            Command::Status { api } => status(&api.client()?).await,
+            Command::Members { api } => members(&api.client()?).await,
+            Command::Origins { api, action } => origins(&api.client()?, action).await,
             Command::Token { scope } => {
                 println!("{scope} {}", healthcheck::tokens::generate());
                 Ok(())
@@ -222,35 +279,9 @@ async fn wait_for_stop(_agent: &Agent) -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await.context("waiting for ctrl-c")
 }
 
-async fn status(
-    api: &str,
-    token: Option<&str>,
-    ca: Option<&std::path::Path>,
-) -> anyhow::Result<()> {
-    let url = format!("{}/v1/origins", api.trim_end_matches('/'));
-    let mut client = reqwest::Client::builder();
-    if let Some(ca) = ca {
-        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .with_context(|| format!("{}: not a PEM certificate", ca.display()))?;
-        client = client.add_root_certificate(cert);
-    }
-    let mut request = client
-        .build()
-        .context("building the HTTP client")?
-        .get(&url);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let origins: Vec<serde_json::Value> = request
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?
-        .error_for_status()
-        .with_context(|| format!("GET {url}"))?
-        .json()
-        .await
-        .with_context(|| format!("decoding {url}"))?;
+async fn status(client: &ApiClient) -> anyhow::Result<()> {
+    let origins = client.get("/v1/origins").await?;
+    let origins = origins.as_array().cloned().unwrap_or_default();
     println!(
         "{:<24} {:<24} {:<8} {:<12} {:>8}  reason",
         "id", "address", "status", "checked by", "latency"
@@ -273,6 +304,53 @@ async fn status(
                 .map_or("-".into(), |l| format!("{l} ms")),
             s(&h["reason"]),
         );
+    }
+    Ok(())
+}
+
+async fn members(client: &ApiClient) -> anyhow::Result<()> {
+    let members = client.get("/v1/members").await?;
+    println!("{:<24} {:<8} {:<22} sync", "id", "state", "gossip");
+    for m in members.as_array().into_iter().flatten() {
+        let s = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
+        println!(
+            "{:<24} {:<8} {:<22} {}",
+            s(&m["id"]),
+            s(&m["state"]),
+            s(&m["gossip_addr"]),
+            s(&m["sync_addr"])
+        );
+    }
+    Ok(())
+}
+
+async fn origins(client: &ApiClient, action: OriginsAction) -> anyhow::Result<()> {
+    match action {
+        OriginsAction::Get { id } => {
+            let origin = client.get(&origin_path(&id)).await?;
+            println!("{}", serde_json::to_string_pretty(&origin)?);
+        }
+        OriginsAction::Put { id, spec } => {
+            let text = if spec.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).context("reading the spec from stdin")?
+            } else {
+                std::fs::read_to_string(&spec)
+                    .with_context(|| format!("reading {}", spec.display()))?
+            };
+            let body: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not JSON", spec.display()))?;
+            let (status, _) = client.put(&origin_path(&id), &body).await?;
+            let done = if status == reqwest::StatusCode::CREATED {
+                "registered"
+            } else {
+                "replaced"
+            };
+            println!("{id}: {done}");
+        }
+        OriginsAction::Rm { id } => {
+            client.delete(&origin_path(&id)).await?;
+            println!("{id}: removed");
+        }
     }
     Ok(())
 }
