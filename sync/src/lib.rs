@@ -44,7 +44,7 @@ pub use message::{
     negotiate,
 };
 pub use metrics::{Metrics, ReplicaBytes};
-pub use node::{Node, NodeBuilder, NodeConfig};
+pub use node::{Node, NodeBuilder, NodeConfig, WATCH_CAPACITY, Watch, WatchEvent};
 pub use peer::{NodeId, Peer, PeerSource, StaticPeers};
 /// The cluster-key crate, re-exported for [`NodeConfig::keyring`].
 pub use seal;

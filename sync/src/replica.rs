@@ -68,6 +68,9 @@ pub(crate) trait ErasedReplica: Send {
     /// is unchanged.
     fn join(&mut self, chunks: &[Bytes], last: &[u8], full: bool) -> Result<bool, PartError>;
     fn purge(&mut self, stable: &CausalContext) -> usize;
+    /// A local write changed the replica since `before` (its digest then):
+    /// if it is watched, its keys are noted for the watchers.
+    fn note_write(&mut self, before: &CausalContext);
     /// The rows of the keys touched since the last call and the head, from
     /// this one state (a consistent cut), for replica `name`.
     fn commit_rows(&mut self, name: &str) -> Result<ReplicaCommit, rmp_serde::encode::Error>;
@@ -89,6 +92,9 @@ pub(crate) struct Slot<T: Rows> {
     pub(crate) changed: BTreeSet<T::Key>,
     /// Keys to rewrite at the next commit whose last commit failed.
     pub(crate) retry: BTreeSet<T::Key>,
+    /// While watched: the keys changed by joins and local writes since the
+    /// watchers last took them (a set: bounded by the key count).
+    pub(crate) watched: Option<BTreeSet<T::Key>>,
 }
 
 impl<T: Rows> Slot<T> {
@@ -97,6 +103,7 @@ impl<T: Rows> Slot<T> {
             replica,
             changed: BTreeSet::new(),
             retry: BTreeSet::new(),
+            watched: None,
         }
     }
 }
@@ -234,12 +241,27 @@ where
         let delta = T::assemble(head, full, rows)?;
         let changes = self.replica.join_delta(delta);
         let learned = changes.learned();
-        self.changed.extend(changes.into_keys());
+        let keys = changes.into_keys();
+        if let Some(watched) = &mut self.watched {
+            watched.extend(keys.iter().cloned());
+        }
+        self.changed.extend(keys);
         Ok(learned)
     }
 
     fn purge(&mut self, stable: &CausalContext) -> usize {
         self.replica.purge(stable)
+    }
+
+    fn note_write(&mut self, before: &CausalContext) {
+        let Some(watched) = &mut self.watched else {
+            return;
+        };
+        // The keys of the write: those its delta carries.
+        if let Some(delta) = self.replica.delta_since(before) {
+            let (_, _, rows) = T::split(delta);
+            watched.extend(rows.into_iter().map(|(key, _)| key));
+        }
     }
 
     fn commit_rows(&mut self, name: &str) -> Result<ReplicaCommit, rmp_serde::encode::Error> {

@@ -353,6 +353,9 @@ impl Engine {
         let after = slot.replica.digest();
         let own = slot.replica.max_counter(slot.replica.actor());
         if after != before {
+            if let Some(replica) = self.replicas.get_mut(name) {
+                replica.note_write(&before);
+            }
             let news = after.difference(&before, MAX_NEWS).map(BTreeSet::from_iter);
             let announcement = Announcement { except: None, news };
             if durable {
@@ -375,6 +378,37 @@ impl Engine {
     ) -> Result<Vec<T::Key>, SyncError> {
         let slot = self.slot_mut::<T>(name)?;
         Ok(std::mem::take(&mut slot.changed).into_iter().collect())
+    }
+
+    /// Starts collecting, for watchers, the keys of replica `name` that
+    /// joins and local writes change (taken with
+    /// [`take_watched`](Self::take_watched)); calling it again does nothing.
+    ///
+    /// # Errors
+    /// [`SyncError::UnknownReplica`] or [`SyncError::WrongType`].
+    pub fn watch<T: Rows + 'static>(&mut self, name: &str) -> Result<(), SyncError> {
+        let slot = self.slot_mut::<T>(name)?;
+        slot.watched.get_or_insert_with(Default::default);
+        Ok(())
+    }
+
+    /// Takes the keys of watched replica `name` changed since the last call
+    /// (ascending, each once; empty if it is not watched). A key may be
+    /// reported whose visible value a concurrent write left as it was:
+    /// watchers re-read the keys they are given.
+    ///
+    /// # Errors
+    /// [`SyncError::UnknownReplica`] or [`SyncError::WrongType`].
+    pub fn take_watched<T: Rows + 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<Vec<T::Key>, SyncError> {
+        let slot = self.slot_mut::<T>(name)?;
+        Ok(slot
+            .watched
+            .as_mut()
+            .map(|w| std::mem::take(w).into_iter().collect())
+            .unwrap_or_default())
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.

@@ -38,6 +38,11 @@ pub(super) async fn run(shared: Arc<Shared>, tasks: TaskTracker) {
             let transmits: Vec<Transmit> = std::iter::from_fn(|| engine.poll_transmit()).collect();
             let events: Vec<_> = std::iter::from_fn(|| engine.poll_event()).collect();
             shared.publish_startup(&engine);
+            shared
+                .watchers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .publish(&mut engine);
             (transmits, events)
         };
         for event in events {

@@ -34,6 +34,9 @@ mod driver;
 mod inbound;
 mod outbound;
 mod persist;
+mod watchers;
+
+pub use watchers::{WATCH_CAPACITY, Watch, WatchEvent};
 
 use std::{
     collections::BTreeSet,
@@ -184,6 +187,8 @@ struct Shared {
     verified: Mutex<std::collections::BTreeMap<NodeId, bool>>,
     peers: Arc<dyn PeerSource>,
     events: tokio::sync::broadcast::Sender<Event>,
+    /// Watched replicas; taken after the engine's lock, never before.
+    watchers: Mutex<watchers::Watchers>,
     shutdown: CancellationToken,
     rejections: seal::Rejections,
 }
@@ -423,6 +428,7 @@ impl NodeBuilder {
             verified: Mutex::new(std::collections::BTreeMap::new()),
             peers,
             events,
+            watchers: Mutex::new(watchers::Watchers::default()),
             shutdown: shutdown.clone(),
             rejections: seal::Rejections::default(),
         });
@@ -611,6 +617,27 @@ impl Node {
     /// the replica's context, for a store). Keep it short.
     pub fn with_engine<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> R {
         f(&mut self.shared.engine())
+    }
+
+    /// A new subscription to the keys of replica `name` that joins and
+    /// local writes change (see [`Watch`]); any number may be open, each
+    /// bounded. Changes before the call are not reported: read the replica
+    /// after subscribing.
+    ///
+    /// # Errors
+    /// [`SyncError::UnknownReplica`] or [`SyncError::WrongType`].
+    pub fn watch<T>(&self, name: &str) -> Result<Watch<T::Key>, SyncError>
+    where
+        T: Rows + 'static,
+        T::Key: Clone + Send + Sync + 'static,
+    {
+        let mut engine = self.shared.engine();
+        let mut watchers = self
+            .shared
+            .watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        watchers.subscribe::<T>(&mut engine, name)
     }
 
     /// A stream of [`Event`]s (a replica changed through sync).
