@@ -86,6 +86,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/v1/origins", get(list))
+        .route("/v1/events", get(crate::api_events::events))
         .route("/v1/origins/{id}", get(one).put(put).delete(delete))
         .route("/v1/members", get(members))
         .route("/v1/node", get(node))
@@ -275,7 +276,33 @@ fn build_list(shared: &Shared) -> Vec<OriginView> {
         .collect()
 }
 
-async fn list(State(shared): State<Arc<Shared>>, headers: axum::http::HeaderMap) -> Response {
+async fn list(
+    State(shared): State<Arc<Shared>>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    // A blocking read (`?index=N&wait=…`) answers once the index passes N.
+    let index = match crate::api_events::blocking(uri.query()) {
+        Ok(Some((after, wait))) => shared.wait_for_index(after, wait).await,
+        Ok(None) => shared.index(),
+        Err((field, message)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("{field}: {message}"),
+                Some(field),
+            );
+        }
+    };
+    let mut response = list_now(&shared, &headers).await;
+    if let Ok(value) = header::HeaderValue::from_str(&index.to_string()) {
+        response
+            .headers_mut()
+            .insert(crate::api_events::INDEX_HEADER, value);
+    }
+    response
+}
+
+async fn list_now(shared: &Shared, headers: &axum::http::HeaderMap) -> Response {
     let gzip_ok = headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
@@ -283,7 +310,7 @@ async fn list(State(shared): State<Arc<Shared>>, headers: axum::http::HeaderMap)
         .any(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
     let built = shared
         .list
-        .get(gzip_ok, || serde_json::to_vec(&build_list(&shared)));
+        .get(gzip_ok, || serde_json::to_vec(&build_list(shared)));
     let listing = match built.await {
         Ok(listing) => listing,
         Err(e) => {

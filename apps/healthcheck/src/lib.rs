@@ -12,6 +12,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod api_events;
 pub mod api_server;
 pub mod api_tls;
 pub mod check_core;
@@ -21,6 +22,7 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod descriptors;
+pub mod events;
 #[cfg(feature = "demo")]
 pub mod fake_origin;
 #[cfg(feature = "fuzzing")]

@@ -99,6 +99,13 @@ pub struct Shared {
     pub(crate) descriptors: crate::descriptors::Budget,
     /// Where checks may go (what the checker and `PUT` judge).
     pub(crate) targets: Arc<crate::targets::TargetPolicy>,
+    /// Health transitions and registry changes, in order (see
+    /// [`crate::events`]).
+    pub(crate) events: std::sync::Mutex<crate::events::EventLog>,
+    /// Each event as it enters the log, for `GET /v1/events`.
+    pub(crate) event_feed: tokio::sync::broadcast::Sender<Arc<crate::events::Event>>,
+    /// The log's index, for blocking reads.
+    pub(crate) index: tokio::sync::watch::Sender<u64>,
     /// SWIM's counters (garbage datagrams among them).
     pub(crate) membership_metrics: membership::MetricsReader,
     /// SWIM datagrams refused by the cluster key.
@@ -220,6 +227,19 @@ impl Shared {
     /// SWIM's counters now.
     pub fn membership_metrics(&self) -> membership::MembershipStats {
         self.membership_metrics.get()
+    }
+
+    /// The event log's index now (see [`crate::events`]).
+    pub fn index(&self) -> u64 {
+        *self.index.borrow()
+    }
+
+    /// Waits until the index passes `index` or `wait` has passed; returns
+    /// the index then.
+    pub async fn wait_for_index(&self, index: u64, wait: std::time::Duration) -> u64 {
+        let mut rx = self.index.subscribe();
+        let _ = tokio::time::timeout(wait, rx.wait_for(|i| *i > index)).await;
+        self.index()
     }
 
     /// The agent's name.

@@ -19,6 +19,7 @@
 
 mod checks;
 mod error;
+mod events;
 mod start;
 
 pub use error::StartError;
@@ -40,6 +41,13 @@ use crate::{
     shared::Shared,
 };
 use start::{LatePeers, Secrets, join_and_bind, node_config, plan_descriptors, start_membership};
+
+/// Events `GET /v1/events` can resume from (see [`crate::events`]).
+pub const EVENT_LOG_CAPACITY: usize = 10_000;
+
+/// Events a `GET /v1/events` client may be behind before it is sent a
+/// `resync`.
+pub const EVENT_FEED_CAPACITY: usize = 4096;
 
 /// A running agent.
 pub struct Agent {
@@ -91,6 +99,13 @@ impl Agent {
             bump: membership.identity().map_or(0, |id| id.bump),
             swim_rejections: membership.rejection_counters(),
             membership_metrics: membership.metrics_reader(),
+            events: std::sync::Mutex::new(crate::events::EventLog::new(
+                crate::registry::now_ms(),
+                EVENT_LOG_CAPACITY,
+                Default::default(),
+            )),
+            event_feed: tokio::sync::broadcast::channel(EVENT_FEED_CAPACITY).0,
+            index: tokio::sync::watch::Sender::new(0),
             membership: Mutex::new(Some(membership)),
             node,
             members_view: Arc::new(RwLock::new(Vec::new())),
@@ -118,6 +133,7 @@ impl Agent {
         });
         let tasks = TaskTracker::new();
         tasks.spawn(checks::run(shared.clone(), checker, membership_events));
+        tasks.spawn(events::run(shared.clone()));
         tasks.spawn(register_configured(shared.clone()));
         tasks.spawn(crate::api::serve(shared.clone(), api_listener, shutdown));
         tracing::info!(

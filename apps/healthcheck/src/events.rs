@@ -1,0 +1,273 @@
+//! [`EventLog`]: what changed, in order, for consumers that follow the
+//! cluster instead of polling it (`GET /v1/events`, blocking reads of
+//! `GET /v1/origins?index=N`).
+//!
+//! Events are health *transitions* (an origin's visible status changed, with
+//! the record) and registry puts and deletes; a record rewritten with the
+//! same status is not an event. Each event has a sequence number, the
+//! agent's index; its id is `"{epoch}-{seq}"`, where the epoch is the
+//! agent's start (ms since the Unix epoch), so an id from an earlier run of
+//! the agent is not mistaken for one of this run. The log keeps the last
+//! `capacity` events: a consumer that resumes from an id still in it gets
+//! every event after it, any other gets a [`EventBody::Resync`] (re-read
+//! everything). Sans-IO: the agent feeds it from `sync`'s watch of both
+//! replicas (`agent/events.rs`).
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+};
+
+use serde::Serialize;
+
+use crate::{
+    record::{HealthRecord, Status},
+    spec::OriginSpec,
+};
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum EventBody {
+    /// An origin's visible status changed (`record` is `None` if its
+    /// record is gone: the origin was removed).
+    Health {
+        /// The origin.
+        origin: String,
+        /// Its status before.
+        from: Status,
+        /// Its status now.
+        to: Status,
+        /// The record now.
+        record: Option<HealthRecord>,
+    },
+    /// An origin was registered or replaced (`spec` is `Some`), or removed.
+    Registry {
+        /// The origin.
+        origin: String,
+        /// Its spec now, `None` once removed.
+        spec: Option<OriginSpec>,
+    },
+    /// Events may have been missed: re-read everything.
+    Resync,
+    /// The stream starts at `index` (the first event of a stream opened
+    /// without `Last-Event-ID`; its id resumes from there).
+    Index {
+        /// The index at the start.
+        index: u64,
+    },
+}
+
+impl EventBody {
+    /// The event's type, as in the SSE `event:` field.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventBody::Health { .. } => "health",
+            EventBody::Registry { .. } => "registry",
+            EventBody::Resync => "resync",
+            EventBody::Index { .. } => "index",
+        }
+    }
+}
+
+/// One event of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Its sequence number (1, 2, …): the index once it is in the log.
+    pub seq: u64,
+    /// What happened.
+    pub body: EventBody,
+}
+
+/// The agent's event log (see the module docs).
+#[derive(Debug)]
+pub struct EventLog {
+    epoch: u64,
+    capacity: usize,
+    events: VecDeque<Arc<Event>>,
+    seq: u64,
+    /// The visible status of every origin with a record, as last told.
+    statuses: HashMap<String, Status>,
+}
+
+impl EventLog {
+    /// An empty log of at most `capacity` events for the run that started
+    /// at `epoch` (ms since the Unix epoch), knowing the `statuses` visible
+    /// at start (no event for them).
+    pub fn new(epoch: u64, capacity: usize, statuses: HashMap<String, Status>) -> Self {
+        EventLog {
+            epoch,
+            capacity: capacity.max(1),
+            events: VecDeque::new(),
+            seq: 0,
+            statuses,
+        }
+    }
+
+    /// Takes `statuses` as what is visible now, without an event (at the
+    /// start of the feed, and after a resync).
+    pub fn know(&mut self, statuses: HashMap<String, Status>) {
+        self.statuses = statuses;
+    }
+
+    /// The index: the sequence number of the last event (0 before any).
+    pub fn index(&self) -> u64 {
+        self.seq
+    }
+
+    /// The id of event `seq` of this run.
+    pub fn id(&self, seq: u64) -> String {
+        format!("{}-{seq}", self.epoch)
+    }
+
+    /// Origin `origin`'s record is now `record` (or gone): an event if its
+    /// visible status changed.
+    pub fn health(&mut self, origin: &str, record: Option<HealthRecord>) -> Option<Arc<Event>> {
+        let to = record.as_ref().map_or(Status::Unknown, |r| r.status);
+        let from = match &record {
+            Some(_) => self.statuses.insert(origin.to_owned(), to),
+            None => self.statuses.remove(origin),
+        }
+        .unwrap_or(Status::Unknown);
+        (from != to).then(|| {
+            self.push(EventBody::Health {
+                origin: origin.to_owned(),
+                from,
+                to,
+                record,
+            })
+        })
+    }
+
+    /// Origin `origin` was registered or replaced (`Some`) or removed.
+    pub fn registry(&mut self, origin: &str, spec: Option<OriginSpec>) -> Arc<Event> {
+        self.push(EventBody::Registry {
+            origin: origin.to_owned(),
+            spec,
+        })
+    }
+
+    /// Events may have been missed (the feed lagged): consumers re-read.
+    pub fn resync(&mut self) -> Arc<Event> {
+        self.push(EventBody::Resync)
+    }
+
+    /// The events after `last_id` (an id of this run still in the log, or
+    /// the current index), or `None` when `last_id` cannot be resumed from
+    /// (another run, malformed, or too old): the consumer must re-read.
+    pub fn since(&self, last_id: &str) -> Option<Vec<Arc<Event>>> {
+        let (epoch, seq) = last_id.trim().split_once('-')?;
+        if epoch.parse::<u64>().ok()? != self.epoch {
+            return None;
+        }
+        let seq: u64 = seq.parse().ok()?;
+        if seq > self.seq {
+            return None;
+        }
+        let oldest = self.events.front().map_or(self.seq + 1, |e| e.seq);
+        // Resumable if nothing after `seq` was dropped from the log.
+        if seq + 1 < oldest {
+            return None;
+        }
+        Some(
+            self.events
+                .iter()
+                .filter(|e| e.seq > seq)
+                .cloned()
+                .collect(),
+        )
+    }
+
+    fn push(&mut self, body: EventBody) -> Arc<Event> {
+        self.seq += 1;
+        let event = Arc::new(Event {
+            seq: self.seq,
+            body,
+        });
+        if self.events.len() == self.capacity {
+            self.events.pop_front();
+        }
+        self.events.push_back(event.clone());
+        event
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(status: Status) -> HealthRecord {
+        HealthRecord {
+            status,
+            checked_by: "hc-1".into(),
+            checked_at_ms: 1,
+            since_ms: 1,
+            latency_ms: None,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn only_a_change_of_status_is_a_health_event() {
+        let mut log = EventLog::new(7, 10, HashMap::from([("a".to_owned(), Status::Up)]));
+        assert!(
+            log.health("a", Some(record(Status::Up))).is_none(),
+            "a refresh"
+        );
+        let e = log
+            .health("a", Some(record(Status::Down)))
+            .expect("a transition");
+        assert_eq!(e.seq, 1);
+        assert!(matches!(
+            &e.body,
+            EventBody::Health {
+                from: Status::Up,
+                to: Status::Down,
+                ..
+            }
+        ));
+        let e = log
+            .health("b", Some(record(Status::Up)))
+            .expect("first verdict");
+        assert!(matches!(
+            &e.body,
+            EventBody::Health {
+                from: Status::Unknown,
+                ..
+            }
+        ));
+        let e = log.health("b", None).expect("removed");
+        assert!(matches!(
+            &e.body,
+            EventBody::Health {
+                to: Status::Unknown,
+                record: None,
+                ..
+            }
+        ));
+        assert_eq!(log.index(), 3);
+    }
+
+    #[test]
+    fn a_consumer_resumes_from_an_id_in_the_log_and_resyncs_otherwise() {
+        let mut log = EventLog::new(7, 3, HashMap::new());
+        for i in 0..5 {
+            log.registry(&format!("o{i}"), None);
+        }
+        // the log holds 3, 4, 5
+        let seqs =
+            |v: Option<Vec<Arc<Event>>>| v.map(|v| v.iter().map(|e| e.seq).collect::<Vec<_>>());
+        assert_eq!(
+            seqs(log.since("7-2")),
+            Some(vec![3, 4, 5]),
+            "2 is just before the oldest"
+        );
+        assert_eq!(seqs(log.since("7-4")), Some(vec![5]));
+        assert_eq!(seqs(log.since("7-5")), Some(vec![]), "up to date");
+        assert_eq!(seqs(log.since("7-1")), None, "event 2 was dropped");
+        assert_eq!(seqs(log.since("6-4")), None, "another run");
+        assert_eq!(seqs(log.since("7-9")), None, "from the future");
+        assert_eq!(seqs(log.since("garbage")), None);
+        assert_eq!(log.id(5), "7-5");
+    }
+}
