@@ -155,6 +155,112 @@ impl ApiClient {
     }
 }
 
+/// One event of `GET /v1/events`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEvent {
+    /// Its id (resume from it with `Last-Event-ID`).
+    pub id: String,
+    /// Its type: `health`, `registry`, `resync` or `index`.
+    pub kind: String,
+    /// Its JSON.
+    pub data: Value,
+}
+
+/// Reads Server-Sent Events out of a byte stream, line by line.
+#[derive(Default)]
+pub struct SseParser {
+    line: Vec<u8>,
+    id: String,
+    kind: String,
+    data: String,
+}
+
+impl SseParser {
+    /// Feeds `bytes`; returns the events they complete.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<StreamEvent> {
+        let mut out = Vec::new();
+        for &b in bytes {
+            if b != b'\n' {
+                self.line.push(b);
+                continue;
+            }
+            let line = String::from_utf8_lossy(&self.line)
+                .trim_end_matches('\r')
+                .to_owned();
+            self.line.clear();
+            if line.is_empty() {
+                if !self.kind.is_empty() || !self.data.is_empty() {
+                    out.push(StreamEvent {
+                        id: self.id.clone(),
+                        kind: std::mem::take(&mut self.kind),
+                        data: serde_json::from_str(&self.data).unwrap_or(Value::Null),
+                    });
+                }
+                self.data.clear();
+            } else if let Some(v) = line.strip_prefix("id:") {
+                self.id = v.trim().to_owned();
+            } else if let Some(v) = line.strip_prefix("event:") {
+                self.kind = v.trim().to_owned();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                self.data.push_str(v.trim_start());
+            }
+        }
+        out
+    }
+}
+
+impl ApiClient {
+    /// Follows `GET /v1/events` (from `last_id`, if given), calling
+    /// `on_event` for each event; returns when the stream ends, with the id
+    /// of the last event seen (to resume from).
+    ///
+    /// # Errors
+    /// [`ClientError`] if the stream cannot be opened or breaks.
+    pub async fn events(
+        &self,
+        last_id: Option<&str>,
+        mut on_event: impl FnMut(&StreamEvent),
+    ) -> Result<Option<String>, ClientError> {
+        let url = format!("{}/v1/events", self.base);
+        let http_error = |source| ClientError::Http {
+            method: Method::GET,
+            url: url.clone(),
+            source,
+        };
+        let mut request = self.http.get(&url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(id) = last_id {
+            request = request.header("last-event-id", id);
+        }
+        let mut answer = request.send().await.map_err(http_error)?;
+        if !answer.status().is_success() {
+            let status = answer.status();
+            let text = answer.text().await.unwrap_or_default();
+            let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            return Err(ClientError::Refused {
+                method: Method::GET,
+                url: url.clone(),
+                status,
+                message: json["error"].as_str().unwrap_or(&text).to_owned(),
+                field: json["field"].as_str().map(str::to_owned),
+            });
+        }
+        let mut parser = SseParser::default();
+        let mut last = last_id.map(str::to_owned);
+        while let Some(chunk) = answer.chunk().await.map_err(http_error)? {
+            for event in parser.feed(&chunk) {
+                if !event.id.is_empty() {
+                    last = Some(event.id.clone());
+                }
+                on_event(&event);
+            }
+        }
+        Ok(last)
+    }
+}
+
 /// The path of origin `id` in the API (the id percent-encoded).
 pub fn origin_path(id: &str) -> String {
     let mut out = String::from("/v1/origins/");
@@ -171,6 +277,26 @@ pub fn origin_path(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_sent_events_are_parsed_across_chunk_boundaries() {
+        let text = b": heartbeat\n\nid: 7-1\nevent: registry\ndata: {\"origin\":\"a\"}\n\nid: 7-2\r\nevent: resync\r\ndata: {}\r\n\r\n";
+        for split in 0..text.len() {
+            let mut p = SseParser::default();
+            let mut got = p.feed(&text[..split]);
+            got.extend(p.feed(&text[split..]));
+            assert_eq!(got.len(), 2, "split at {split}: {got:?}");
+            assert_eq!(
+                (got[0].id.as_str(), got[0].kind.as_str()),
+                ("7-1", "registry")
+            );
+            assert_eq!(got[0].data["origin"], "a");
+            assert_eq!(
+                (got[1].id.as_str(), got[1].kind.as_str()),
+                ("7-2", "resync")
+            );
+        }
+    }
 
     #[test]
     fn an_origin_id_is_percent_encoded_in_its_path() {

@@ -71,6 +71,15 @@ enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Follow a running agent's events (health transitions, registry
+    /// changes), one line each; reconnects and resumes where it left off.
+    Watch {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Print each event as its JSON, one per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Read, register or remove the origins of a running agent.
     Origins {
         #[command(flatten)]
@@ -181,6 +190,7 @@ fn run() -> anyhow::Result<()> {
             }
             Command::Status { api } => status(&api.client()?).await,
             Command::Members { api } => members(&api.client()?).await,
+            Command::Watch { api, json } => watch(&api.client()?, json).await,
             Command::Origins { api, action } => origins(&api.client()?, action).await,
             Command::Token { scope } => {
                 println!("{scope} {}", healthcheck::tokens::generate());
@@ -353,4 +363,55 @@ async fn origins(client: &ApiClient, action: OriginsAction) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+/// Prints one line per event, reconnecting (resuming with the last id)
+/// when the stream ends or breaks; a refusal (a bad token) ends it.
+async fn watch(client: &ApiClient, json: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut last: Option<String> = None;
+    loop {
+        let print = |e: &healthcheck::client::StreamEvent| {
+            let line = if json {
+                serde_json::json!({"id": e.id, "event": e.kind, "data": e.data}).to_string()
+            } else {
+                describe(e)
+            };
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        };
+        match client.events(last.as_deref(), print).await {
+            Ok(resume) => last = resume.or(last),
+            Err(e @ healthcheck::client::ClientError::Refused { .. }) => return Err(e.into()),
+            Err(e) => eprintln!("watch: {:#}; reconnecting", anyhow::Error::from(e)),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// An event as one line of text.
+fn describe(e: &healthcheck::client::StreamEvent) -> String {
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
+    let d = &e.data;
+    match e.kind.as_str() {
+        "health" => format!(
+            "{} health {} {} -> {} by {}{}",
+            e.id,
+            s(&d["origin"]),
+            s(&d["from"]),
+            s(&d["to"]),
+            s(&d["record"]["checked_by"]),
+            d["record"]["reason"]
+                .as_str()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ),
+        "registry" => match d["spec"]["address"].as_str() {
+            Some(address) => format!("{} registry {} put {address}", e.id, s(&d["origin"])),
+            None => format!("{} registry {} removed", e.id, s(&d["origin"])),
+        },
+        "index" => format!("{} index {}", e.id, d["index"]),
+        other => format!("{} {other} (re-read the origins)", e.id),
+    }
 }

@@ -1,5 +1,6 @@
 //! The command line for daily work against a real agent over real HTTP:
-//! `healthcheck members` and `healthcheck origins get|put|rm`, with
+//! `healthcheck members`, `healthcheck origins get|put|rm` and
+//! `healthcheck watch`, with
 //! `--api` and `--token`; refusals exit non-zero with the API's message.
 
 use std::process::{Command, Output, Stdio};
@@ -63,6 +64,33 @@ async fn members_and_origins_get_put_rm_from_the_command_line() {
         api: format!("http://{}", agent.api_addr()),
         token,
     };
+    // `healthcheck watch`: started first, it prints each event as a line.
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_healthcheck"))
+        .args(["watch", "--api", &cli.api, "--token", &cli.token])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn healthcheck watch");
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = watch.stdout.take().expect("piped");
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_line = |what: &str| {
+        lines
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("healthcheck watch printed no line: {what}"))
+    };
+    let first = tokio::task::block_in_place(|| next_line("the index"));
+    assert!(first.contains(" index 0"), "{first}");
     let spec =
         r#"{"address": "127.0.0.1:9", "path": "/health", "interval_ms": 1000, "timeout_ms": 500}"#;
     let spec_file = dir.join("web-1.json");
@@ -88,6 +116,8 @@ async fn members_and_origins_get_put_rm_from_the_command_line() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "web-1: replaced");
 
+    let put = tokio::task::block_in_place(|| next_line("the registration"));
+    assert!(put.ends_with("registry web-1 put 127.0.0.1:9"), "{put}");
     let out = tokio::task::block_in_place(|| cli.run(&["origins", "get", "web-1"], None));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
@@ -130,6 +160,13 @@ async fn members_and_origins_get_put_rm_from_the_command_line() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "web-1: removed");
     assert!(agent.shared().origin("web-1").is_none());
+    let removed = tokio::task::block_in_place(|| {
+        std::iter::from_fn(|| Some(next_line("the removal")))
+            .find(|l| l.contains("registry web-1 removed"))
+    });
+    assert!(removed.is_some());
+    let _ = watch.kill();
+    let _ = watch.wait();
     let out = tokio::task::block_in_place(|| cli.run(&["origins", "rm", "web-1"], None));
     assert!(!out.status.success(), "removing it twice is an error");
     assert!(text(&out.stderr).contains("404"), "{}", text(&out.stderr));
