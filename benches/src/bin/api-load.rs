@@ -35,7 +35,6 @@
 
 use std::{
     collections::BTreeMap,
-    process::Command,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -43,7 +42,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use benches::procs::{Agents, arg, json, percentile, wait_for_one_view};
+use benches::procs::{
+    Agents, arg, clock_ticks, cpu_seconds, json, machine_busy_seconds, percentile, rss_kib,
+    wait_for_one_view,
+};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
@@ -65,63 +67,6 @@ fn str_arg(name: &str, default: &str) -> String {
 
 fn api(i: usize) -> String {
     format!("http://127.0.0.1:{}", 17600 + i)
-}
-
-/// Clock ticks per second (`getconf CLK_TCK`, 100 if unknown).
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// CPU seconds (user + system) used so far by process `pid` ("self" for
-/// this one), all threads.
-fn cpu_seconds(pid: &str, ticks: f64) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // fields after the command name (which is in parentheses)
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of stat: 12 and 13 after ')'.
-    (field(11) + field(12)) / ticks
-}
-
-/// CPU seconds all processes on the machine have used so far (busy time of
-/// every core, from `/proc/stat`).
-fn machine_busy_seconds(ticks: f64) -> f64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let fields: Vec<f64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal (guest is in user)
-    let total: f64 = fields.iter().take(8).sum();
-    let idle = fields.get(3).copied().unwrap_or(0.0) + fields.get(4).copied().unwrap_or(0.0);
-    (total - idle) / ticks
-}
-
-/// Resident set size of process `pid` in KiB.
-fn rss_kib(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
