@@ -7,6 +7,8 @@
 //! | `GET /v1/origins/{id}` | one such object; 404 with a JSON error |
 //! | `PUT /v1/origins/{id}` | a spec body: 201 created / 200 replaced; 400 naming the bad field |
 //! | `DELETE /v1/origins/{id}` | 204; 404 if unknown |
+//! | `GET /v1/origins/{id}/history` | `{ "id", "transitions": [{ "at_ms", "from", "to", "reason", "by" }] }`, the last 32 this agent saw |
+//! | `GET /v1/events` | Server-Sent Events (see [`crate::api_events`]) |
 //! | `GET /v1/members` | `[{ "id", "gossip_addr", "sync_addr", "state" }]` |
 //! | `GET /v1/node` | `{ "id", "owned_origins", "checks_total", … }` |
 //! | `GET /metrics` | Prometheus text |
@@ -88,6 +90,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/origins", get(list))
         .route("/v1/events", get(crate::api_events::events))
         .route("/v1/origins/{id}", get(one).put(put).delete(delete))
+        .route("/v1/origins/{id}/history", get(history))
         .route("/v1/members", get(members))
         .route("/v1/node", get(node))
         .route("/metrics", get(metrics))
@@ -399,6 +402,24 @@ fn persist_error(e: &crate::shared::PersistError) -> Response {
         PersistError::Store(_) | PersistError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     error(status, text, None)
+}
+
+/// `GET /v1/origins/{id}/history`: the origin's last transitions as this
+/// agent saw them, oldest first; 404 for an unknown origin.
+async fn history(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    if shared.origin(&id).is_none() {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no origin {id:?}"),
+            Some("id"),
+        );
+    }
+    let transitions = shared
+        .events
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .history(&id);
+    Json(json!({ "id": id, "transitions": transitions })).into_response()
 }
 
 async fn members(State(shared): State<Arc<Shared>>) -> Response {

@@ -79,6 +79,25 @@ pub struct Event {
     pub body: EventBody,
 }
 
+/// One transition of an origin, as this agent saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Transition {
+    /// When the record that made it was written (the writer's clock, ms
+    /// since the Unix epoch); 0 when the record is gone.
+    pub at_ms: u64,
+    /// The status before.
+    pub from: Status,
+    /// The status after.
+    pub to: Status,
+    /// Why the check failed, if it did.
+    pub reason: Option<String>,
+    /// The agent that wrote the record (empty when the record is gone).
+    pub by: String,
+}
+
+/// Transitions kept per origin for `GET /v1/origins/{id}/history`.
+pub const HISTORY: usize = 32;
+
 /// The agent's event log (see the module docs).
 #[derive(Debug)]
 pub struct EventLog {
@@ -88,6 +107,9 @@ pub struct EventLog {
     seq: u64,
     /// The visible status of every origin with a record, as last told.
     statuses: HashMap<String, Status>,
+    /// Per origin: its last [`HISTORY`] transitions, oldest first, and how
+    /// many it has had since this agent started.
+    history: HashMap<String, (VecDeque<Transition>, u64)>,
 }
 
 impl EventLog {
@@ -101,6 +123,7 @@ impl EventLog {
             events: VecDeque::new(),
             seq: 0,
             statuses,
+            history: HashMap::new(),
         }
     }
 
@@ -129,18 +152,55 @@ impl EventLog {
             None => self.statuses.remove(origin),
         }
         .unwrap_or(Status::Unknown);
-        (from != to).then(|| {
-            self.push(EventBody::Health {
-                origin: origin.to_owned(),
-                from,
-                to,
-                record,
-            })
-        })
+        if from == to {
+            return None;
+        }
+        let (kept, count) = self.history.entry(origin.to_owned()).or_default();
+        if kept.len() == HISTORY {
+            kept.pop_front();
+        }
+        kept.push_back(Transition {
+            at_ms: record.as_ref().map_or(0, |r| r.checked_at_ms),
+            from,
+            to,
+            reason: record.as_ref().and_then(|r| r.reason.clone()),
+            by: record
+                .as_ref()
+                .map(|r| r.checked_by.clone())
+                .unwrap_or_default(),
+        });
+        *count += 1;
+        Some(self.push(EventBody::Health {
+            origin: origin.to_owned(),
+            from,
+            to,
+            record,
+        }))
+    }
+
+    /// Origin `origin`'s last transitions, oldest first (empty if none).
+    pub fn history(&self, origin: &str) -> Vec<Transition> {
+        self.history
+            .get(origin)
+            .map(|(kept, _)| kept.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// How many transitions each origin has had since this agent started.
+    pub fn transitions(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
+        self.history.iter().map(|(o, (_, n))| (o.as_str(), *n))
+    }
+
+    /// Forgets the history of an origin that was removed.
+    pub fn forget(&mut self, origin: &str) {
+        self.history.remove(origin);
     }
 
     /// Origin `origin` was registered or replaced (`Some`) or removed.
     pub fn registry(&mut self, origin: &str, spec: Option<OriginSpec>) -> Arc<Event> {
+        if spec.is_none() {
+            self.forget(origin);
+        }
         self.push(EventBody::Registry {
             origin: origin.to_owned(),
             spec,
@@ -246,6 +306,32 @@ mod tests {
             }
         ));
         assert_eq!(log.index(), 3);
+    }
+
+    #[test]
+    fn each_origin_keeps_its_last_transitions_until_it_is_removed() {
+        let mut log = EventLog::new(7, 10, HashMap::new());
+        for i in 0..(HISTORY + 5) {
+            let status = if i % 2 == 0 { Status::Up } else { Status::Down };
+            let mut r = record(status);
+            r.checked_at_ms = i as u64;
+            r.reason = (status == Status::Down).then(|| "refused".to_owned());
+            log.health("a", Some(r));
+        }
+        let h = log.history("a");
+        assert_eq!(h.len(), HISTORY, "bounded");
+        let last = h.last().expect("some");
+        assert_eq!(
+            (last.at_ms, last.to, last.by.as_str()),
+            ((HISTORY + 4) as u64, Status::Up, "hc-1")
+        );
+        assert_eq!(h[h.len() - 2].reason.as_deref(), Some("refused"));
+        assert_eq!(
+            log.transitions().collect::<Vec<_>>(),
+            vec![("a", (HISTORY + 5) as u64)]
+        );
+        log.registry("a", None);
+        assert!(log.history("a").is_empty(), "forgotten with the origin");
     }
 
     #[test]

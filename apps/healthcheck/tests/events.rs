@@ -3,7 +3,7 @@
 //! registration and the origin's transitions arrive as events with ids; a
 //! client that resumes with `Last-Event-ID` gets what it missed, one with an
 //! id of another run gets a `resync`; a blocking read answers when the index
-//! passes and not before.
+//! passes and not before; the origin's history lists its transitions.
 
 use std::{
     io::{BufRead, BufReader},
@@ -189,6 +189,37 @@ async fn events_stream_resume_and_blocking_reads() {
         body[0]["health"]["status"], "down",
         "the answer holds the change"
     );
+    // The origin's history: what this agent saw, oldest first.
+    let h: Value = http
+        .get(format!("{api}/v1/origins/web-1/history"))
+        .send()
+        .await
+        .expect("GET history")
+        .json()
+        .await
+        .expect("JSON");
+    let t = h["transitions"].as_array().expect("a list");
+    assert_eq!(t.len(), 2, "{h}");
+    assert_eq!(
+        (t[0]["from"].as_str(), t[0]["to"].as_str()),
+        (Some("unknown"), Some("up"))
+    );
+    assert_eq!(
+        (t[1]["from"].as_str(), t[1]["to"].as_str()),
+        (Some("up"), Some("down"))
+    );
+    assert_eq!(t[1]["by"], "ev-1");
+    assert!(
+        t[1]["reason"].as_str().is_some_and(|r| r.contains("503")),
+        "{h}"
+    );
+    assert!(t[1]["at_ms"].as_u64() >= t[0]["at_ms"].as_u64());
+    let missing = http
+        .get(format!("{api}/v1/origins/nope/history"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(missing.status().as_u16(), 404);
     // An immediate answer when the index is already past.
     let r = http
         .get(format!("{api}/v1/origins?index=0&wait=20s"))
