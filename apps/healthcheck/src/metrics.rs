@@ -45,6 +45,7 @@ pub fn render(snapshot: &Snapshot) -> Result<String, std::fmt::Error> {
     descriptors(&mut registry, snapshot);
     origins(&mut registry, snapshot);
     sync(&mut registry, snapshot);
+    per_origin(&mut registry, snapshot);
     cluster_key(&mut registry, snapshot);
     members(&mut registry, snapshot);
     let mut out = String::new();
@@ -155,7 +156,8 @@ fn origins(registry: &mut Registry, snapshot: &Snapshot) {
     );
 }
 
-/// The sync node's counters.
+/// Every counter of the sync node (names as before for the first eight),
+/// and the bytes per replica.
 fn sync(registry: &mut Registry, snapshot: &Snapshot) {
     let m = &snapshot.node.sync;
     for (name, help, value) in [
@@ -187,9 +189,154 @@ fn sync(registry: &mut Registry, snapshot: &Snapshot) {
             "Sync connection errors, timeouts and malformed frames",
             m.errors,
         ),
+        ("sync_pulls_sent", "Pull requests sent", m.pulls_sent),
+        (
+            "sync_pulls_received",
+            "Pull requests answered",
+            m.pulls_received,
+        ),
+        (
+            "sync_notifies_received",
+            "Notifications received",
+            m.notifies_received,
+        ),
+        (
+            "sync_notifies_redundant",
+            "Notifications received whose news this agent already had",
+            m.notifies_redundant,
+        ),
+        (
+            "sync_deltas_sent",
+            "Answers sent with a delta",
+            m.deltas_sent,
+        ),
+        (
+            "sync_empty_answers_sent",
+            "Answers sent with nothing (the digest covered everything)",
+            m.empty_answers_sent,
+        ),
+        (
+            "sync_frontier_answers_sent",
+            "Answers sent with only the context and the purge frontier",
+            m.frontier_answers_sent,
+        ),
+        (
+            "sync_deltas_learned",
+            "Answers whose join taught this agent something",
+            m.deltas_learned,
+        ),
+        ("sync_purged", "Tombstones purged", m.purged),
+        (
+            "sync_pulls_parked",
+            "Pulls that waited for this agent's own writes to be durable",
+            m.pulls_parked,
+        ),
+        (
+            "sync_chunks_received",
+            "Chunks of large answers received",
+            m.chunks_received,
+        ),
+        (
+            "sync_answers_dropped",
+            "Answers dropped (connection lost mid-answer or over the size limit)",
+            m.answers_dropped,
+        ),
+        ("sync_commits", "Commits written to the store", m.commits),
+        (
+            "sync_commit_failures",
+            "Commits the store refused (retried)",
+            m.commit_failures,
+        ),
     ] {
         counter(registry, name, help, value);
     }
+    let bytes: Family<Labels, Counter> = Family::default();
+    for (replica, b) in &m.replicas {
+        for (direction, n) in [("sent", b.sent), ("received", b.received)] {
+            bytes
+                .get_or_create(&vec![
+                    ("replica".into(), replica.clone()),
+                    ("direction".into(), direction.into()),
+                ])
+                .inc_by(n);
+        }
+    }
+    registry.register(
+        "sync_replica_bytes",
+        "Sync bytes by replica and direction",
+        bytes,
+    );
+}
+
+/// At most this many origins get per-origin series (down ones first, then
+/// by id); `healthcheck_origin_series_omitted` counts the others.
+pub const PER_ORIGIN_SERIES: usize = 1000;
+
+/// Per origin (up to [`PER_ORIGIN_SERIES`]): whether it is up, the latency
+/// of its last check, when its record was written, its transitions.
+fn per_origin(registry: &mut Registry, snapshot: &Snapshot) {
+    let mut ids: Vec<(&String, Option<&crate::record::HealthRecord>)> = snapshot
+        .origins
+        .iter()
+        .map(|(id, _)| (id, snapshot.health.get(id)))
+        .collect();
+    // Down first: they are what an operator pages on.
+    ids.sort_by_key(|(id, r)| (r.is_none_or(|r| r.status != Status::Down), *id));
+    let omitted = ids.len().saturating_sub(PER_ORIGIN_SERIES);
+    ids.truncate(PER_ORIGIN_SERIES);
+    let up: Family<Labels, Gauge> = Family::default();
+    let latency: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>> = Family::default();
+    let checked: Family<Labels, Gauge> = Family::default();
+    let transitions: Family<Labels, Counter> = Family::default();
+    for (id, record) in ids {
+        let labels = vec![("origin".to_owned(), id.clone())];
+        if let Some(r) = record {
+            let value = match r.status {
+                Status::Up => Some(1),
+                Status::Down => Some(0),
+                Status::Unknown => None,
+            };
+            if let Some(v) = value {
+                up.get_or_create(&labels).set(v);
+            }
+            if let Some(ms) = r.latency_ms {
+                latency.get_or_create(&labels).set(ms as f64 / 1000.0);
+            }
+            checked
+                .get_or_create(&labels)
+                .set(i64::try_from(r.checked_at_ms / 1000).unwrap_or(i64::MAX));
+        }
+        transitions
+            .get_or_create(&labels)
+            .inc_by(snapshot.transitions.get(id).copied().unwrap_or(0));
+    }
+    registry.register(
+        "healthcheck_origin_up",
+        "1 if the origin is up, 0 if down (absent while unknown)",
+        up,
+    );
+    registry.register(
+        "healthcheck_origin_latency_seconds",
+        "Latency of the origin's last check that got an answer",
+        latency,
+    );
+    registry.register(
+        "healthcheck_origin_record_timestamp_seconds",
+        "When the origin's visible record was written (the writer's clock)",
+        checked,
+    );
+    registry.register(
+        "healthcheck_origin_transitions",
+        "Status changes of the origin this agent saw since it started",
+        transitions,
+    );
+    let gauge: Gauge = Gauge::default();
+    gauge.set(i64::try_from(omitted).unwrap_or(i64::MAX));
+    registry.register(
+        "healthcheck_origin_series_omitted",
+        "Origins without per-origin series (beyond the cap of 1000)",
+        gauge,
+    );
 }
 
 /// Cluster traffic refused by the key or the cluster name, and the keys.
@@ -237,6 +384,16 @@ fn members(registry: &mut Registry, snapshot: &Snapshot) {
             m.datagrams_sent,
         ),
         (
+            "membership_datagrams_rejected",
+            "SWIM datagrams foca rejected or that were too large, and inputs dropped while the core was behind",
+            m.datagrams_rejected,
+        ),
+        (
+            "membership_announces",
+            "Announcements to the seeds while isolated",
+            m.announces,
+        ),
+        (
             "membership_garbage_datagrams",
             "SWIM datagrams dropped as garbage: oversize, undecodable, another cluster or refused by the cluster key",
             m.garbage_datagrams,
@@ -258,4 +415,132 @@ fn members(registry: &mut Registry, snapshot: &Snapshot) {
             ("down", count(membership::MemberState::Down)),
         ],
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{node_view::NodeView, record::HealthRecord, spec::OriginSpec};
+
+    fn snapshot(origins: usize, down: &[usize]) -> Snapshot {
+        let origins: Vec<(String, OriginSpec)> = (0..origins)
+            .map(|i| (format!("o{i:04}"), OriginSpec::new("127.0.0.1:9")))
+            .collect();
+        let health = origins
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| {
+                let status = if down.contains(&i) {
+                    Status::Down
+                } else {
+                    Status::Up
+                };
+                let record = HealthRecord {
+                    status,
+                    checked_by: "hc-1".into(),
+                    checked_at_ms: 1_700_000_000_000,
+                    since_ms: 1,
+                    latency_ms: Some(12),
+                    reason: None,
+                };
+                (id.clone(), record)
+            })
+            .collect();
+        Snapshot {
+            node: NodeView {
+                id: "hc-1".into(),
+                owned_origins: 0,
+                checks_total: 0,
+                checks_failed: 0,
+                takeovers: 0,
+                records_written: 0,
+                origins: origins.len(),
+                members_alive: 1,
+                actor: 1,
+                uptime_s: 1,
+                caught_up: true,
+                context_actors: Default::default(),
+                sync: sync::Metrics::default(),
+            },
+            checks: Default::default(),
+            members: Vec::new(),
+            origins,
+            health,
+            api_connections: None,
+            descriptors: crate::descriptors::Budget {
+                limit: 1024,
+                reserved: 100,
+                api: 10,
+                checks_in_flight: 10,
+                checks_idle: 10,
+            },
+            sync_rejections: Default::default(),
+            swim_rejections: Default::default(),
+            membership: Default::default(),
+            cluster_keys: 0,
+            transitions: [("o0003".to_owned(), 4)].into(),
+            now_ms: 0,
+        }
+    }
+
+    #[test]
+    fn per_origin_series_are_capped_with_the_down_ones_first() {
+        let text =
+            render(&snapshot(PER_ORIGIN_SERIES + 2, &[PER_ORIGIN_SERIES + 1])).expect("renders");
+        let up = text
+            .lines()
+            .filter(|l| l.starts_with("healthcheck_origin_up{"))
+            .count();
+        assert_eq!(up, PER_ORIGIN_SERIES);
+        assert!(
+            text.contains(&format!(
+                "healthcheck_origin_up{{origin=\"o{:04}\"}} 0",
+                PER_ORIGIN_SERIES + 1
+            )),
+            "the down origin is among them"
+        );
+        assert!(text.contains("healthcheck_origin_series_omitted 2"));
+        assert!(text.contains("healthcheck_origin_transitions_total{origin=\"o0003\"} 4"));
+        assert!(text.contains("healthcheck_origin_latency_seconds{origin=\"o0000\"} 0.012"));
+        assert!(text.trim_end().ends_with("# EOF"));
+    }
+
+    #[test]
+    fn every_sync_and_membership_counter_is_exported() {
+        let text = render(&snapshot(1, &[])).expect("renders");
+        for name in [
+            "sync_rounds",
+            "sync_pulls_sent",
+            "sync_pulls_received",
+            "sync_notifies_sent",
+            "sync_notifies_received",
+            "sync_notifies_redundant",
+            "sync_deltas_sent",
+            "sync_empty_answers_sent",
+            "sync_frontier_answers_sent",
+            "sync_full_state_answers",
+            "sync_deltas_applied",
+            "sync_deltas_learned",
+            "sync_purged",
+            "sync_pulls_parked",
+            "sync_chunks_received",
+            "sync_answers_dropped",
+            "sync_commits",
+            "sync_commit_failures",
+            "sync_rejections",
+            "sync_errors",
+            "sync_bytes_sent",
+            "sync_bytes_received",
+            "membership_datagrams_received",
+            "membership_datagrams_sent",
+            "membership_datagrams_rejected",
+            "membership_garbage_datagrams",
+            "membership_announces",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {name} counter")),
+                "{name} is missing"
+            );
+        }
+    }
 }

@@ -35,6 +35,8 @@ pub struct Snapshot {
     pub swim_rejections: seal::RejectionCounts,
     /// SWIM's counters.
     pub membership: membership::MembershipStats,
+    /// Per origin, the transitions this agent saw since it started.
+    pub transitions: std::collections::HashMap<String, u64>,
     /// Keys in the cluster keyring (0: plaintext).
     pub cluster_keys: usize,
     /// The wall clock when it was taken (ms since the Unix epoch).
@@ -57,6 +59,13 @@ impl Snapshot {
             sync_rejections: shared.node().rejections(),
             swim_rejections: shared.swim_rejections.snapshot(),
             membership: shared.membership_metrics(),
+            transitions: shared
+                .events
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .transitions()
+                .map(|(o, n)| (o.to_owned(), n))
+                .collect(),
             cluster_keys: shared.keyring.as_ref().map_or(0, |k| k.ids().len()),
             now_ms: crate::registry::now_ms(),
         }
