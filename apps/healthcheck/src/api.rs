@@ -56,6 +56,11 @@ use crate::{
     spec::{self, OriginSpec},
 };
 
+/// The metrics registry, built once per process (it holds no agent's data:
+/// each scrape hands it the agent's snapshot).
+static METRICS: std::sync::LazyLock<crate::metrics::Metrics> =
+    std::sync::LazyLock::new(crate::metrics::Metrics::default);
+
 /// Largest request body accepted (a spec is far smaller).
 const MAX_BODY: usize = 64 * 1024;
 
@@ -431,7 +436,7 @@ async fn node(State(shared): State<Arc<Shared>>) -> Json<NodeView> {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    match crate::metrics::render(&Snapshot::of(&shared)) {
+    match METRICS.render(Snapshot::of(&shared)) {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,

@@ -2,9 +2,19 @@
 //! a [`Snapshot`] of the agent (its counters and the sync and membership
 //! counters): a pure function of the snapshot.
 
+use std::{
+    fmt,
+    sync::{Arc, Mutex},
+};
+
 use prometheus_client::{
-    encoding::text::encode,
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric, text::encode},
+    metrics::{
+        counter::{ConstCounter, Counter},
+        family::Family,
+        gauge::Gauge,
+    },
     registry::Registry,
 };
 
@@ -12,49 +22,114 @@ use crate::{record::Status, snapshot::Snapshot};
 
 type Labels = Vec<(String, String)>;
 
-fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
-    let c: Counter = Counter::default();
-    c.inc_by(value);
-    registry.register(name, help, c);
+/// Where the sections write: the scrape's encoder.
+struct Out<'a>(DescriptorEncoder<'a>);
+
+impl Out<'_> {
+    fn register(&mut self, name: &str, help: &str, metric: impl EncodeMetric) -> fmt::Result {
+        let encoder = self
+            .0
+            .encode_descriptor(name, help, None, metric.metric_type())?;
+        metric.encode(encoder)
+    }
+}
+
+fn counter(out: &mut Out<'_>, name: &str, help: &str, value: u64) -> fmt::Result {
+    out.register(name, help, ConstCounter::new(value))
 }
 
 fn gauge_family(
-    registry: &mut Registry,
+    out: &mut Out<'_>,
     name: &str,
     help: &str,
     label: &str,
     values: &[(&str, i64)],
-) {
+) -> fmt::Result {
     let family: Family<Labels, Gauge> = Family::default();
     for (l, v) in values {
         family
             .get_or_create(&vec![(label.to_owned(), (*l).to_owned())])
             .set(*v);
     }
-    registry.register(name, help, family);
+    out.register(name, help, family)
 }
 
-/// The metrics in the Prometheus/OpenMetrics text format.
+/// The metrics registry, built once (at the agent's start): one collector
+/// that renders, at each scrape, the snapshot the scrape hands it.
+pub struct Metrics {
+    registry: Registry,
+    current: Arc<Mutex<Option<Snapshot>>>,
+    /// One scrape at a time (the snapshot slot is shared).
+    scrape: Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let current = Arc::new(Mutex::new(None));
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(SnapshotCollector(current.clone())));
+        Metrics {
+            registry,
+            current,
+            scrape: Mutex::new(()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// `snapshot` in the Prometheus/OpenMetrics text format.
+    ///
+    /// # Errors
+    /// A formatting error (not expected).
+    pub fn render(&self, snapshot: Snapshot) -> Result<String, fmt::Error> {
+        let _one = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(snapshot);
+        let mut out = String::new();
+        let done = encode(&mut out, &self.registry);
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        done.map(|()| out)
+    }
+}
+
+/// Renders the snapshot of the scrape in progress.
+#[derive(Debug)]
+struct SnapshotCollector(Arc<Mutex<Option<Snapshot>>>);
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        let current = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(snapshot) = current.as_ref() else {
+            return Ok(());
+        };
+        let out = &mut Out(encoder);
+        checks(out, snapshot)?;
+        api(out, snapshot)?;
+        descriptors(out, snapshot)?;
+        origins(out, snapshot)?;
+        sync(out, snapshot)?;
+        per_origin(out, snapshot)?;
+        cluster_key(out, snapshot)?;
+        members(out, snapshot)
+    }
+}
+
+/// `snapshot` in the text format, through a registry of its own (for tests
+/// and one-off use; the agent renders through the one it built at start).
 ///
 /// # Errors
 /// A formatting error (not expected).
-pub fn render(snapshot: &Snapshot) -> Result<String, std::fmt::Error> {
-    let mut registry = Registry::default();
-    checks(&mut registry, snapshot);
-    api(&mut registry, snapshot);
-    descriptors(&mut registry, snapshot);
-    origins(&mut registry, snapshot);
-    sync(&mut registry, snapshot);
-    per_origin(&mut registry, snapshot);
-    cluster_key(&mut registry, snapshot);
-    members(&mut registry, snapshot);
-    let mut out = String::new();
-    encode(&mut out, &registry)?;
-    Ok(out)
+pub fn render(snapshot: &Snapshot) -> Result<String, fmt::Error> {
+    Metrics::default().render(snapshot.clone())
 }
 
 /// What the check core counts.
-fn checks(registry: &mut Registry, snapshot: &Snapshot) {
+fn checks(out: &mut Out<'_>, snapshot: &Snapshot) -> fmt::Result {
     let s = snapshot.checks;
     let checks: Family<Labels, Counter> = Family::default();
     checks
@@ -63,44 +138,45 @@ fn checks(registry: &mut Registry, snapshot: &Snapshot) {
     checks
         .get_or_create(&vec![("result".into(), "failed".into())])
         .inc_by(s.checks_failed);
-    registry.register(
+    out.register(
         "healthcheck_checks",
         "Checks run by this agent, by result",
         checks,
-    );
+    )?;
     let owned: Gauge = Gauge::default();
     owned.set(i64::try_from(s.owned).unwrap_or(i64::MAX));
-    registry.register(
+    out.register(
         "healthcheck_owned_origins",
         "Origins this agent checks now",
         owned,
-    );
+    )?;
     counter(
-        registry,
+        out,
         "healthcheck_takeovers",
         "Origins taken over from a silent higher-ranked agent",
         s.takeovers,
-    );
+    )?;
     counter(
-        registry,
+        out,
         "healthcheck_records_written",
         "Health records written by this agent",
         s.records_written,
-    );
+    )?;
+    Ok(())
 }
 
 /// The API server's connections.
-fn api(registry: &mut Registry, snapshot: &Snapshot) {
+fn api(out: &mut Out<'_>, snapshot: &Snapshot) -> fmt::Result {
     let Some(c) = snapshot.api_connections else {
-        return;
+        return Ok(());
     };
     let open: Gauge = Gauge::default();
     open.set(i64::try_from(c.open).unwrap_or(i64::MAX));
-    registry.register(
+    out.register(
         "healthcheck_api_connections",
         "API connections open now",
         open,
-    );
+    )?;
     let closed: Family<Labels, Counter> = Family::default();
     for (why, n) in [
         ("evicted", c.evicted),
@@ -111,19 +187,20 @@ fn api(registry: &mut Registry, snapshot: &Snapshot) {
             .get_or_create(&vec![("reason".into(), why.into())])
             .inc_by(n);
     }
-    registry.register(
+    out.register(
         "healthcheck_api_connections_closed",
         "API connections closed by the agent: evicted at the cap (the longest idle), idle past the idle timeout, refused (every connection busy)",
         closed,
-    );
+    )?;
+    Ok(())
 }
 
 /// How the descriptor limit is shared.
-fn descriptors(registry: &mut Registry, snapshot: &Snapshot) {
+fn descriptors(out: &mut Out<'_>, snapshot: &Snapshot) -> fmt::Result {
     let d = &snapshot.descriptors;
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     gauge_family(
-        registry,
+        out,
         "healthcheck_descriptor_budget",
         "How the descriptor limit is shared (see the descriptors module)",
         "part",
@@ -134,11 +211,12 @@ fn descriptors(registry: &mut Registry, snapshot: &Snapshot) {
             ("checks_in_flight", n(d.checks_in_flight as u64)),
             ("checks_idle", n(d.checks_idle as u64)),
         ],
-    );
+    )?;
+    Ok(())
 }
 
 /// Registered origins by visible status.
-fn origins(registry: &mut Registry, snapshot: &Snapshot) {
+fn origins(out: &mut Out<'_>, snapshot: &Snapshot) -> fmt::Result {
     let (mut up, mut down, mut unknown) = (0i64, 0i64, 0i64);
     for (id, _) in &snapshot.origins {
         match snapshot.health.get(id).map(|r| r.status) {
@@ -148,17 +226,18 @@ fn origins(registry: &mut Registry, snapshot: &Snapshot) {
         }
     }
     gauge_family(
-        registry,
+        out,
         "healthcheck_origins",
         "Registered origins by visible status",
         "status",
         &[("up", up), ("down", down), ("unknown", unknown)],
-    );
+    )?;
+    Ok(())
 }
 
 /// Every counter of the sync node (names as before for the first eight),
 /// and the bytes per replica.
-fn sync(registry: &mut Registry, snapshot: &Snapshot) {
+fn sync(out: &mut Out<'_>, snapshot: &Snapshot) -> fmt::Result {
     let m = &snapshot.node.sync;
     for (name, help, value) in [
         ("sync_rounds", "Anti-entropy pull rounds", m.rounds),
@@ -248,7 +327,7 @@ fn sync(registry: &mut Registry, snapshot: &Snapshot) {
             m.commit_failures,
         ),
     ] {
-        counter(registry, name, help, value);
+        counter(out, name, help, value)?;
     }
     let bytes: Family<Labels, Counter> = Family::default();
     for (replica, b) in &m.replicas {
@@ -261,11 +340,12 @@ fn sync(registry: &mut Registry, snapshot: &Snapshot) {
                 .inc_by(n);
         }
     }
-    registry.register(
+    out.register(
         "sync_replica_bytes",
         "Sync bytes by replica and direction",
         bytes,
-    );
+    )?;
+    Ok(())
 }
 
 /// At most this many origins get per-origin series (down ones first, then
@@ -274,7 +354,7 @@ pub const PER_ORIGIN_SERIES: usize = 1000;
 
 /// Per origin (up to [`PER_ORIGIN_SERIES`]): whether it is up, the latency
 /// of its last check, when its record was written, its transitions.
-fn per_origin(registry: &mut Registry, snapshot: &Snapshot) {
+fn per_origin(out: &mut Out<'_>, snapshot: &Snapshot) -> fmt::Result {
     let mut ids: Vec<(&String, Option<&crate::record::HealthRecord>)> = snapshot
         .origins
         .iter()
@@ -310,37 +390,38 @@ fn per_origin(registry: &mut Registry, snapshot: &Snapshot) {
             .get_or_create(&labels)
             .inc_by(snapshot.transitions.get(id).copied().unwrap_or(0));
     }
-    registry.register(
+    out.register(
         "healthcheck_origin_up",
         "1 if the origin is up, 0 if down (absent while unknown)",
         up,
-    );
-    registry.register(
+    )?;
+    out.register(
         "healthcheck_origin_latency_seconds",
         "Latency of the origin's last check that got an answer",
         latency,
-    );
-    registry.register(
+    )?;
+    out.register(
         "healthcheck_origin_record_timestamp_seconds",
         "When the origin's visible record was written (the writer's clock)",
         checked,
-    );
-    registry.register(
+    )?;
+    out.register(
         "healthcheck_origin_transitions",
         "Status changes of the origin this agent saw since it started",
         transitions,
-    );
+    )?;
     let gauge: Gauge = Gauge::default();
     gauge.set(i64::try_from(omitted).unwrap_or(i64::MAX));
-    registry.register(
+    out.register(
         "healthcheck_origin_series_omitted",
         "Origins without per-origin series (beyond the cap of 1000)",
         gauge,
-    );
+    )?;
+    Ok(())
 }
 
 /// Cluster traffic refused by the key or the cluster name, and the keys.
-fn cluster_key(registry: &mut Registry, snapshot: &Snapshot) {
+fn cluster_key(out: &mut Out<'_>, snapshot: &Snapshot) -> fmt::Result {
     let rejected: Family<Labels, Counter> = Family::default();
     for (transport, counts) in [
         ("sync", snapshot.sync_rejections),
@@ -355,22 +436,23 @@ fn cluster_key(registry: &mut Registry, snapshot: &Snapshot) {
                 .inc_by(n);
         }
     }
-    registry.register(
+    out.register(
         "cluster_key_rejected",
         "Frames (sync) and datagrams (swim) refused by the cluster key or the cluster name, by reason",
         rejected,
-    );
+    )?;
     let keys: Gauge = Gauge::default();
     keys.set(i64::try_from(snapshot.cluster_keys).unwrap_or(i64::MAX));
-    registry.register(
+    out.register(
         "cluster_keys",
         "Keys in the cluster keyring (0: cluster traffic is plaintext)",
         keys,
-    );
+    )?;
+    Ok(())
 }
 
 /// Members known to SWIM, by state, and SWIM's datagram counters.
-fn members(registry: &mut Registry, snapshot: &Snapshot) {
+fn members(out: &mut Out<'_>, snapshot: &Snapshot) -> fmt::Result {
     let m = snapshot.membership;
     for (name, help, value) in [
         (
@@ -399,13 +481,13 @@ fn members(registry: &mut Registry, snapshot: &Snapshot) {
             m.garbage_datagrams,
         ),
     ] {
-        counter(registry, name, help, value);
+        counter(out, name, help, value)?;
     }
     let count = |st: membership::MemberState| {
         snapshot.members.iter().filter(|x| x.state == st).count() as i64
     };
     gauge_family(
-        registry,
+        out,
         "membership_members",
         "Members known to SWIM (this agent included), by state",
         "state",
@@ -414,7 +496,8 @@ fn members(registry: &mut Registry, snapshot: &Snapshot) {
             ("suspect", count(membership::MemberState::Suspect)),
             ("down", count(membership::MemberState::Down)),
         ],
-    );
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
