@@ -75,7 +75,7 @@ impl Failure {
         for e in chain(err) {
             root = e;
             if let Some(r) = e.downcast_ref::<rustls::Error>() {
-                tls.get_or_insert_with(|| r.to_string());
+                tls.get_or_insert_with(|| readable_tls(r));
             }
             if let Some(io) = e.downcast_ref::<io::Error>() {
                 match io.kind() {
@@ -110,6 +110,64 @@ impl Failure {
             Failure::Io(detail())
         }
     }
+}
+
+/// A TLS error as an operator reads it: rustls prints certificate errors
+/// as Rust debug text (`invalid peer certificate:
+/// Other(OtherError(CaUsedAsEndEntity))`); this says what is wrong with the
+/// certificate in words, keeping the name of the cause at the end.
+pub fn readable_tls(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    let rustls::Error::InvalidCertificate(c) = e else {
+        return e.to_string();
+    };
+    let what = match c {
+        C::Expired | C::ExpiredContext { .. } => "has expired".to_owned(),
+        C::NotValidYet | C::NotValidYetContext { .. } => "is not valid yet".to_owned(),
+        C::UnknownIssuer => {
+            "is not signed by a trusted CA (unknown issuer; set tls_verify = false only for a test origin)"
+                .to_owned()
+        }
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "is not valid for this host name (set `host` to a name it covers)".to_owned()
+        }
+        C::Revoked => "has been revoked".to_owned(),
+        C::BadSignature => "has a bad signature".to_owned(),
+        C::BadEncoding => "cannot be decoded".to_owned(),
+        other => {
+            let name = innermost_name(&format!("{other:?}"));
+            match name.as_str() {
+                "CaUsedAsEndEntity" => {
+                    "is a CA certificate, not a server's (CaUsedAsEndEntity)".to_owned()
+                }
+                "UnsupportedCertVersion" => "has an unsupported version".to_owned(),
+                _ => format!("is refused ({})", words(&name)),
+            }
+        }
+    };
+    format!("the server's certificate {what}")
+}
+
+/// The innermost identifier of a debug text such as
+/// `Other(OtherError(CaUsedAsEndEntity))`.
+fn innermost_name(debug: &str) -> String {
+    debug
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .rfind(|w| !w.is_empty())
+        .unwrap_or(debug)
+        .to_owned()
+}
+
+/// `CamelCase` as lower-case words (`unknown revocation status`).
+fn words(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
 }
 
 /// The errors of a chain, outermost first, looking inside [`io::Error`]s.
@@ -166,6 +224,47 @@ pub(super) fn short(message: &str) -> String {
 mod tests {
     use super::*;
 
+    #[derive(Debug)]
+    struct CaUsedAsEndEntity;
+
+    impl std::fmt::Display for CaUsedAsEndEntity {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("CaUsedAsEndEntity")
+        }
+    }
+
+    impl std::error::Error for CaUsedAsEndEntity {}
+
+    #[test]
+    fn tls_certificate_errors_read_as_words() {
+        use rustls::{CertificateError, Error, OtherError};
+        let cases = [
+            (
+                Error::InvalidCertificate(CertificateError::Other(OtherError(
+                    std::sync::Arc::new(CaUsedAsEndEntity),
+                ))),
+                "the server's certificate is a CA certificate, not a server's (CaUsedAsEndEntity)",
+            ),
+            (
+                Error::InvalidCertificate(CertificateError::UnknownIssuer),
+                "the server's certificate is not signed by a trusted CA",
+            ),
+            (
+                Error::InvalidCertificate(CertificateError::Expired),
+                "the server's certificate has expired",
+            ),
+            (
+                Error::InvalidCertificate(CertificateError::UnknownRevocationStatus),
+                "the server's certificate is refused (unknown revocation status)",
+            ),
+        ];
+        for (e, want) in cases {
+            let got = readable_tls(&e);
+            assert!(got.starts_with(want), "{got}");
+            assert!(!got.contains("OtherError("), "{got}");
+        }
+    }
+
     /// An error with a message and a source, like the layers of reqwest.
     #[derive(Debug)]
     struct Layer(&'static str, Box<dyn StdError + Send + Sync>);
@@ -219,7 +318,9 @@ mod tests {
         let err = Layer("error sending request", Box::new(io));
         assert_eq!(
             classify(err, false),
-            Failure::Tls("invalid peer certificate: UnknownIssuer".into())
+            Failure::Tls(readable_tls(&rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer
+            )))
         );
     }
 
