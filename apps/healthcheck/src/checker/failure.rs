@@ -116,7 +116,7 @@ impl Failure {
 /// as Rust debug text (`invalid peer certificate:
 /// Other(OtherError(CaUsedAsEndEntity))`); this says what is wrong with the
 /// certificate in words, keeping the name of the cause at the end.
-pub fn readable_tls(e: &rustls::Error) -> String {
+pub(super) fn readable_tls(e: &rustls::Error) -> String {
     use rustls::CertificateError as C;
     let rustls::Error::InvalidCertificate(c) = e else {
         return e.to_string();
