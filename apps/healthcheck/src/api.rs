@@ -449,6 +449,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
-async fn page(State(shared): State<Arc<Shared>>) -> Html<String> {
-    Html(crate::page::render(&Snapshot::of(&shared)))
+async fn page(State(shared): State<Arc<Shared>>, uri: axum::http::Uri) -> Html<String> {
+    let query = crate::page::PageQuery::parse(uri.query());
+    Html(crate::page::render(&Snapshot::of(&shared), &query))
 }

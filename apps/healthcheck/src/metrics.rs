@@ -503,68 +503,7 @@ fn members(out: &mut Out<'_>, snapshot: &Snapshot) -> fmt::Result {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{node_view::NodeView, record::HealthRecord, spec::OriginSpec};
-
-    fn snapshot(origins: usize, down: &[usize]) -> Snapshot {
-        let origins: Vec<(String, OriginSpec)> = (0..origins)
-            .map(|i| (format!("o{i:04}"), OriginSpec::new("127.0.0.1:9")))
-            .collect();
-        let health = origins
-            .iter()
-            .enumerate()
-            .map(|(i, (id, _))| {
-                let status = if down.contains(&i) {
-                    Status::Down
-                } else {
-                    Status::Up
-                };
-                let record = HealthRecord {
-                    status,
-                    checked_by: "hc-1".into(),
-                    checked_at_ms: 1_700_000_000_000,
-                    since_ms: 1,
-                    latency_ms: Some(12),
-                    reason: None,
-                };
-                (id.clone(), record)
-            })
-            .collect();
-        Snapshot {
-            node: NodeView {
-                id: "hc-1".into(),
-                owned_origins: 0,
-                checks_total: 0,
-                checks_failed: 0,
-                takeovers: 0,
-                records_written: 0,
-                origins: origins.len(),
-                members_alive: 1,
-                actor: 1,
-                uptime_s: 1,
-                caught_up: true,
-                context_actors: Default::default(),
-                sync: sync::Metrics::default(),
-            },
-            checks: Default::default(),
-            members: Vec::new(),
-            origins,
-            health,
-            api_connections: None,
-            descriptors: crate::descriptors::Budget {
-                limit: 1024,
-                reserved: 100,
-                api: 10,
-                checks_in_flight: 10,
-                checks_idle: 10,
-            },
-            sync_rejections: Default::default(),
-            swim_rejections: Default::default(),
-            membership: Default::default(),
-            cluster_keys: 0,
-            transitions: [("o0003".to_owned(), 4)].into(),
-            now_ms: 0,
-        }
-    }
+    use crate::snapshot::sample as snapshot;
 
     #[test]
     fn per_origin_series_are_capped_with_the_down_ones_first() {

@@ -106,6 +106,10 @@ pub struct Shared {
     pub(crate) event_feed: tokio::sync::broadcast::Sender<Arc<crate::events::Event>>,
     /// The log's index, for blocking reads.
     pub(crate) index: tokio::sync::watch::Sender<u64>,
+    /// When this agent last checked each origin it checks (wall ms), for
+    /// the status page: a record is rewritten only on a change or the
+    /// refresh, so its time is not the last check's.
+    pub(crate) last_checks: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     /// SWIM's counters (garbage datagrams among them).
     pub(crate) membership_metrics: membership::MetricsReader,
     /// SWIM datagrams refused by the cluster key.

@@ -35,6 +35,8 @@ pub struct Snapshot {
     pub swim_rejections: seal::RejectionCounts,
     /// SWIM's counters.
     pub membership: membership::MembershipStats,
+    /// When this agent last checked each origin it checks (wall ms).
+    pub last_checks: std::collections::HashMap<String, u64>,
     /// Per origin, the transitions this agent saw since it started.
     pub transitions: std::collections::HashMap<String, u64>,
     /// Keys in the cluster keyring (0: plaintext).
@@ -59,6 +61,11 @@ impl Snapshot {
             sync_rejections: shared.node().rejections(),
             swim_rejections: shared.swim_rejections.snapshot(),
             membership: shared.membership_metrics(),
+            last_checks: shared
+                .last_checks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
             transitions: shared
                 .events
                 .lock()
@@ -69,5 +76,75 @@ impl Snapshot {
             cluster_keys: shared.keyring.as_ref().map_or(0, |k| k.ids().len()),
             now_ms: crate::registry::now_ms(),
         }
+    }
+}
+
+/// A snapshot of one agent with `origins` origins (`o0000`, …), each with
+/// an up record except those at the indexes in `down`.
+#[cfg(test)]
+pub(crate) fn sample(origins: usize, down: &[usize]) -> Snapshot {
+    let origins: Vec<(String, OriginSpec)> = (0..origins)
+        .map(|i| {
+            (
+                format!("o{i:04}"),
+                crate::spec::OriginSpec::new("127.0.0.1:9"),
+            )
+        })
+        .collect();
+    let health = origins
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| {
+            let status = if down.contains(&i) {
+                crate::record::Status::Down
+            } else {
+                crate::record::Status::Up
+            };
+            let record = crate::record::HealthRecord {
+                status,
+                checked_by: "hc-1".into(),
+                checked_at_ms: 1_700_000_000_000,
+                since_ms: 1,
+                latency_ms: Some(12),
+                reason: None,
+            };
+            (id.clone(), record)
+        })
+        .collect();
+    Snapshot {
+        node: NodeView {
+            id: "hc-1".into(),
+            owned_origins: 0,
+            checks_total: 0,
+            checks_failed: 0,
+            takeovers: 0,
+            records_written: 0,
+            origins: origins.len(),
+            members_alive: 1,
+            actor: 1,
+            uptime_s: 1,
+            caught_up: true,
+            context_actors: Default::default(),
+            sync: sync::Metrics::default(),
+        },
+        checks: Default::default(),
+        members: Vec::new(),
+        origins,
+        health,
+        api_connections: None,
+        descriptors: crate::descriptors::Budget {
+            limit: 1024,
+            reserved: 100,
+            api: 10,
+            checks_in_flight: 10,
+            checks_idle: 10,
+        },
+        sync_rejections: Default::default(),
+        swim_rejections: Default::default(),
+        membership: Default::default(),
+        cluster_keys: 0,
+        last_checks: Default::default(),
+        transitions: [("o0003".to_owned(), 4)].into(),
+        now_ms: 0,
     }
 }

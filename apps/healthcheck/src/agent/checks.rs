@@ -202,6 +202,13 @@ impl Loop {
                 .read::<Registry, _>(ORIGINS, |m| m.get(&id).map(|r| Params::from(&r.spec)))
                 .ok()
                 .flatten();
+            if params.is_none() {
+                self.shared
+                    .last_checks
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+            }
             self.core.handle_origin(now, &id, params);
         }
     }
@@ -267,13 +274,21 @@ impl Loop {
         let Done { origin, outcome } = done;
         let visible = self.shared.health(&origin);
         let publish = self.shared.node.is_caught_up();
+        let wall_ms = now_ms();
+        if self.shared.origin(&origin).is_some() {
+            self.shared
+                .last_checks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(origin.clone(), wall_ms);
+        }
         self.core.handle_result(
             Instant::now(),
             &origin,
             &outcome,
             visible.as_ref(),
             publish,
-            now_ms(),
+            wall_ms,
         );
     }
 }

@@ -99,6 +99,7 @@ impl Agent {
             bump: membership.identity().map_or(0, |id| id.bump),
             swim_rejections: membership.rejection_counters(),
             membership_metrics: membership.metrics_reader(),
+            last_checks: std::sync::Mutex::default(),
             events: std::sync::Mutex::new(crate::events::EventLog::new(
                 crate::registry::now_ms(),
                 EVENT_LOG_CAPACITY,
