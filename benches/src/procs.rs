@@ -205,3 +205,21 @@ pub fn rss_kib(pid: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// A listener on 127.0.0.1 that accepts every connection and closes it at
+/// once (the target of TCP checks that succeed); returns its address.
+///
+/// # Panics
+/// When it cannot bind.
+pub async fn accept_and_close() -> String {
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = target.local_addr().expect("addr").to_string();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = target.accept().await {
+            drop(s);
+        }
+    });
+    addr
+}

@@ -33,14 +33,7 @@ fn config(name: &str, cluster: &str) -> NodeConfig {
 }
 
 async fn start(name: &str, cluster: &str, actor: u64) -> Member {
-    let peers = Arc::new(StaticPeers::default());
-    let node = Node::builder(config(name, cluster))
-        .replica("kv", Map::new(ActorId(actor)))
-        .expect("fresh name")
-        .start(peers.clone())
-        .await
-        .expect("bind 127.0.0.1:0");
-    Member { node, peers }
+    support::start_kv(config(name, cluster), actor).await
 }
 
 fn read(node: &Node) -> Vec<(String, u64)> {

@@ -5,24 +5,17 @@
 
 mod support;
 
-use std::{collections::BTreeSet, sync::Arc, time::Duration};
+use std::{collections::BTreeSet, time::Duration};
 use support::{Member, wire};
 
-use crdt::{ActorId, ORMap};
-use sync::{Node, StaticPeers, Watch, WatchEvent};
+use crdt::ORMap;
+use sync::{Watch, WatchEvent};
 
 type Map = ORMap<String, u64>;
 const LIMIT: Duration = Duration::from_secs(20);
 
 async fn start(name: &str, actor: u64) -> Member {
-    let peers = Arc::new(StaticPeers::default());
-    let node = Node::builder(support::config(name, "watch"))
-        .replica("kv", Map::new(ActorId(actor)))
-        .expect("fresh name")
-        .start(peers.clone())
-        .await
-        .expect("bind 127.0.0.1:0");
-    Member { node, peers }
+    support::start_kv(support::config(name, "watch"), actor).await
 }
 
 /// Collects keys from `watch` until `want` are all seen (bounded).

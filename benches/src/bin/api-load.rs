@@ -401,15 +401,7 @@ async fn main() {
     let wanted = str_arg("--phases", "0123");
     let bin = benches::procs::healthcheck_bin();
     // The origins: one listener that accepts and closes (TCP checks).
-    let target = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let target_addr = target.local_addr().expect("addr").to_string();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = target.accept().await {
-            drop(s);
-        }
-    });
+    let target_addr = benches::procs::accept_and_close().await;
 
     let mut agents = Agents::new("api-load");
     let dir = agents.dir.to_path_buf();

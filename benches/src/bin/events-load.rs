@@ -95,15 +95,8 @@ async fn main() {
     let flips = arg("--flips", 10);
     let bin = benches::procs::healthcheck_bin();
     let ticks = clock_ticks();
-    let target = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let target_addr = target.local_addr().expect("addr").to_string();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = target.accept().await {
-            drop(s);
-        }
-    });
+    // The origins: one listener that accepts and closes (TCP checks).
+    let target_addr = benches::procs::accept_and_close().await;
     let flip = FakeOrigin::start(Behaviour::Healthy)
         .await
         .expect("flip origin");

@@ -144,13 +144,19 @@ fn durable_engine(i: usize, now: Instant) -> Engine {
     e
 }
 
+/// A durable engine `a` (replica "m" committed empty), a plain one `b`
+/// with an empty "m", and `a`'s view of both.
+fn durable_and_plain(now: Instant) -> (Engine, Engine, StaticPeers) {
+    let a = durable_engine(0, now);
+    let mut b = engine(1, EngineConfig::default(), now);
+    b.register("m", Map::new(ActorId(2))).expect("fresh");
+    (a, b, view(0, 2))
+}
+
 #[test]
 fn own_writes_leave_only_once_durable_and_parked_pulls_get_the_cut() {
     let now = Instant::now();
-    let mut a = durable_engine(0, now);
-    let mut b = engine(1, EngineConfig::default(), now);
-    b.register("m", Map::new(ActorId(2))).expect("fresh");
-    let peers = view(0, 2);
+    let (mut a, mut b, peers) = durable_and_plain(now);
     a.write::<Map, _>("m", |m| m.insert(1, 10)).expect("ready");
     assert_eq!(a.write_seq(), 1);
     assert_eq!(a.committed_seq(), 0);
@@ -220,10 +226,7 @@ fn own_writes_leave_only_once_durable_and_parked_pulls_get_the_cut() {
 #[test]
 fn regression_a_pull_parked_during_a_commit_is_answered_when_it_is_durable() {
     let now = Instant::now();
-    let mut a = durable_engine(0, now);
-    let mut b = engine(1, EngineConfig::default(), now);
-    b.register("m", Map::new(ActorId(2))).expect("fresh");
-    let peers = view(0, 2);
+    let (mut a, mut b, peers) = durable_and_plain(now);
     a.write::<Map, _>("m", |m| m.insert(1, 10)).expect("ready");
     let (_, ticket) = a.take_commit().expect("encodes").expect("the write");
     let pull = Message::Pull {

@@ -6,6 +6,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use crdt::{ActorId, ORMap};
 use sync::{EngineConfig, Node, NodeConfig, Peer, StaticPeers};
 
 /// Node `name` of cluster `cluster` on 127.0.0.1 (port 0): pulls every
@@ -45,4 +46,17 @@ pub(crate) fn wire(members: &[&Member]) {
             .collect();
         m.peers.set(others);
     }
+}
+
+/// A node on `config` with one replica, "kv", an empty
+/// `ORMap<String, u64>` of actor `actor`, pointed at no peer yet.
+pub(crate) async fn start_kv(config: NodeConfig, actor: u64) -> Member {
+    let peers = Arc::new(StaticPeers::default());
+    let node = Node::builder(config)
+        .replica("kv", ORMap::<String, u64>::new(ActorId(actor)))
+        .expect("fresh name")
+        .start(peers.clone())
+        .await
+        .expect("bind 127.0.0.1:0");
+    Member { node, peers }
 }
