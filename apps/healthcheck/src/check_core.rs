@@ -48,6 +48,10 @@ use crate::{
     spec::OriginSpec,
 };
 
+/// A newly registered origin is first checked within this long (or its
+/// interval, if shorter).
+pub const FIRST_CHECK_WITHIN: Duration = Duration::from_secs(1);
+
 /// What the core needs to know of an origin's spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Params {
@@ -166,36 +170,43 @@ impl CheckCore {
         &self.me
     }
 
-    /// Origin `id` was added or changed (`Some`), or removed (`None`), in
-    /// the registry. A new origin's first check is spread over one interval
-    /// by a hash of the agent's and the origin's names; a changed one keeps
-    /// its due time and uses the new parameters from its next check.
+    /// Origin `id` was registered or changed (`Some`), or removed (`None`),
+    /// in the registry. A newly registered origin is first checked within
+    /// [`FIRST_CHECK_WITHIN`] (spread by a hash of the agent's and the
+    /// origin's names), however long its interval; a changed one keeps its
+    /// due time and uses the new parameters from its next check.
     pub fn handle_origin(&mut self, now: Instant, id: &str, params: Option<Params>) {
         match params {
-            Some(params) => match self.origins.get_mut(id) {
-                Some(origin) => origin.params = params,
-                None => {
-                    self.origins.insert(
-                        id.to_owned(),
-                        Origin {
-                            params,
-                            streak: None,
-                            last_write: None,
-                            checking: false,
-                            in_flight: false,
-                        },
-                    );
-                    self.schedule
-                        .add(id, first_due(&self.me, id, params.interval, now));
-                }
-            },
+            Some(params) => self.add(now, id, params, params.interval.min(FIRST_CHECK_WITHIN)),
             None => self.forget(id),
         }
     }
 
-    /// The registry now holds exactly `all`: origins not in it are
-    /// forgotten, new ones scheduled, changed ones updated (as
-    /// [`handle_origin`](Self::handle_origin) for each).
+    /// Knows `id` with `params`; a new one is first due within `spread`.
+    fn add(&mut self, now: Instant, id: &str, params: Params, spread: Duration) {
+        match self.origins.get_mut(id) {
+            Some(origin) => origin.params = params,
+            None => {
+                self.origins.insert(
+                    id.to_owned(),
+                    Origin {
+                        params,
+                        streak: None,
+                        last_write: None,
+                        checking: false,
+                        in_flight: false,
+                    },
+                );
+                self.schedule.add(id, first_due(&self.me, id, spread, now));
+            }
+        }
+    }
+
+    /// The registry now holds exactly `all` (at the agent's start, or after
+    /// the registry's change feed lagged): origins not in it are forgotten,
+    /// changed ones updated, and the ones new to this agent are first
+    /// checked spread over one interval each (a cold start does not check
+    /// everything at once; each agent's hash spreads them differently).
     pub fn handle_registry(&mut self, now: Instant, all: Vec<(String, Params)>) {
         let current: std::collections::HashSet<&str> =
             all.iter().map(|(id, _)| id.as_str()).collect();
@@ -209,7 +220,7 @@ impl CheckCore {
             self.forget(&id);
         }
         for (id, params) in all {
-            self.handle_origin(now, &id, Some(params));
+            self.add(now, &id, params, params.interval);
         }
     }
 

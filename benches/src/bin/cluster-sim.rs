@@ -468,9 +468,11 @@ fn main() {
             seed: rng.random(),
         });
         core.handle_live(base, names.clone());
+        // The whole registry at once, as at an agent's start: first checks
+        // spread over one interval.
+        core.handle_registry(base, (0..origins).map(|o| (origin(o), PARAMS)).collect());
         for (o, owner) in owners.iter().enumerate() {
             let id = origin(o);
-            core.handle_origin(base, &id, Some(PARAMS));
             // the agent has seen the owners' records, as after a while, and
             // its own records in `state` were written at `base`
             core.handle_record_seen(base, &id, owner);

@@ -370,3 +370,51 @@ fn a_full_registry_sync_forgets_the_removed_and_schedules_the_new() {
         due_y - t
     );
 }
+
+/// Issue 16: an origin with a 120 s interval was first checked 78–120 s
+/// after it was registered; now within a second of it, while a cold start
+/// (the whole registry at once) still spreads first checks over the
+/// interval.
+#[test]
+fn regression_a_newly_registered_origin_is_checked_within_a_second() {
+    let t = Instant::now();
+    let slow = Params {
+        interval: Duration::from_secs(120),
+        ..params(1, 1, Status::Unknown)
+    };
+    let mut c = core("a");
+    for i in 0..50 {
+        c.handle_origin(t, &format!("new-{i}"), Some(slow));
+    }
+    let checks = run_all_until(&mut c, t + FIRST_CHECK_WITHIN);
+    assert_eq!(checks.len(), 50, "every new origin checked within a second");
+    // a cold start: spread over the interval
+    let mut cold = core("a");
+    cold.handle_registry(t, (0..50).map(|i| (format!("old-{i}"), slow)).collect());
+    let early = run_all_until(&mut cold, t + Duration::from_secs(10));
+    assert!(
+        early.len() < 15,
+        "{} of 50 in the first 10 s of 120",
+        early.len()
+    );
+    let mut all = early;
+    all.extend(run_all_until(&mut cold, t + Duration::from_secs(120)));
+    assert_eq!(all.len(), 50, "all within one interval");
+}
+
+/// Runs the core's timer up to `until`, answering every check at once;
+/// returns the origins it asked to check.
+fn run_all_until(c: &mut CheckCore, until: Instant) -> std::collections::BTreeSet<String> {
+    let mut n = std::collections::BTreeSet::new();
+    while let Some(at) = c.poll_timeout().filter(|at| *at <= until) {
+        c.handle_timeout(at);
+        for a in actions(c) {
+            if let Action::Check { origin } = a {
+                c.handle_result(at, &origin, &ok(), None, true, 1);
+                n.insert(origin);
+                let _ = actions(c);
+            }
+        }
+    }
+    n
+}
