@@ -7,6 +7,8 @@
 #![deny(missing_docs)]
 
 pub mod cluster;
+pub mod config;
+pub mod mutation;
 pub mod oracle;
 pub mod palette_oracle;
 pub mod sim;

@@ -7,6 +7,7 @@ use crdt::{
     ActorId, CausalContext, CausalOrder, Changes, Delta, DeltaCrdt, Dot, Lattice, Max, Min, ORMap,
     Sibling, VersionVector, arbitrary::replicas,
 };
+use proofs::mutation::{mutate, mutation};
 use proptest::prelude::*;
 use serde::de::DeserializeOwned;
 
@@ -84,63 +85,6 @@ fn encode<T: serde::Serialize>(t: &T) -> Vec<u8> {
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> T {
     rmp_serde::from_slice(bytes).expect("re-decoding an encoded value")
-}
-
-/// Mutations of a valid encoding: they get past the first bytes, which
-/// purely random input rarely does.
-#[derive(Debug, Clone)]
-enum Mutation {
-    Flip {
-        at: prop::sample::Index,
-        bit: u8,
-    },
-    Set {
-        at: prop::sample::Index,
-        byte: u8,
-    },
-    Insert {
-        at: prop::sample::Index,
-        bytes: Vec<u8>,
-    },
-    Delete {
-        at: prop::sample::Index,
-        len: usize,
-    },
-}
-
-fn mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
-        (any::<prop::sample::Index>(), 0u8..8).prop_map(|(at, bit)| Mutation::Flip { at, bit }),
-        (any::<prop::sample::Index>(), any::<u8>())
-            .prop_map(|(at, byte)| Mutation::Set { at, byte }),
-        (
-            any::<prop::sample::Index>(),
-            prop::collection::vec(any::<u8>(), 1..6)
-        )
-            .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
-        (any::<prop::sample::Index>(), 1usize..6)
-            .prop_map(|(at, len)| Mutation::Delete { at, len }),
-    ]
-}
-
-fn mutate(bytes: &mut Vec<u8>, m: &Mutation) {
-    if bytes.is_empty() {
-        return;
-    }
-    let n = bytes.len();
-    match m {
-        Mutation::Flip { at, bit } => bytes[at.index(n)] ^= 1 << bit,
-        Mutation::Set { at, byte } => bytes[at.index(n)] = *byte,
-        Mutation::Insert { at, bytes: extra } => {
-            let i = at.index(bytes.len());
-            bytes.splice(i..i, extra.iter().copied());
-        }
-        Mutation::Delete { at, len } => {
-            let i = at.index(bytes.len());
-            let end = (i + len).min(bytes.len());
-            bytes.drain(i..end);
-        }
-    }
 }
 
 proptest! {

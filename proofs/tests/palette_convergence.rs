@@ -19,27 +19,13 @@ use crdt::{
     replicated::arbitrary::{ArbitraryEmbed, Domain, History, Mutation, Step, history, replay},
 };
 use proofs::palette_oracle::{PaletteOracle, Spec, Stamped};
-use proptest::{
-    prelude::*,
-    test_runner::{RngAlgorithm, RngSeed},
-};
+use proptest::prelude::*;
 use serde::{Serialize, de::DeserializeOwned};
 
 /// Cases per property unless `PROPTEST_CASES` says otherwise; a fixed seed
 /// and no persistence.
 fn config() -> ProptestConfig {
-    let default = ProptestConfig::default();
-    ProptestConfig {
-        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
-            default.cases
-        } else {
-            64
-        },
-        rng_algorithm: RngAlgorithm::ChaCha,
-        rng_seed: RngSeed::Fixed(0x13_c0de),
-        failure_persistence: None,
-        ..default
-    }
+    proofs::config::seeded(64, 0x13_c0de)
 }
 
 /// What the checks need of a palette type.
@@ -317,14 +303,7 @@ fn random_histories_exercise_purges_full_states_and_lost_stores() {
             .new_tree(&mut runner)
             .expect("strategy")
             .current();
-        let s = converge::<u8, T>(n, &steps).expect("converges").stats;
-        totals.purged += s.purged;
-        totals.full_answers += s.full_answers;
-        totals.frontier_answers += s.frontier_answers;
-        totals.late_answers += s.late_answers;
-        totals.duplicated += s.duplicated;
-        totals.lost_stores += s.lost_stores;
-        totals.departures += s.departures;
+        totals += converge::<u8, T>(n, &steps).expect("converges").stats;
     }
     eprintln!("40 histories: {totals:?}");
     assert!(totals.purged > 100, "{totals:?}");

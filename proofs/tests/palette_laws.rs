@@ -20,28 +20,17 @@ use crdt::{
         arbitrary::{ArbitraryEmbed, Domain, Step, history, replay, replicas},
     },
 };
-use proofs::palette_oracle::Stamped;
-use proptest::{
-    prelude::*,
-    test_runner::{RngAlgorithm, RngSeed},
+use proofs::{
+    mutation::{Mutation, mutate, mutation},
+    palette_oracle::Stamped,
 };
+use proptest::prelude::*;
 use serde::{Serialize, de::DeserializeOwned};
 
 /// Cases per property unless `PROPTEST_CASES` says otherwise; a fixed seed
 /// and no persistence.
 fn config() -> ProptestConfig {
-    let default = ProptestConfig::default();
-    ProptestConfig {
-        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
-            default.cases
-        } else {
-            48
-        },
-        rng_algorithm: RngAlgorithm::ChaCha,
-        rng_seed: RngSeed::Fixed(0x13_4a11),
-        failure_persistence: None,
-        ..default
-    }
+    proofs::config::seeded(48, 0x13_4a11)
 }
 
 /// What the laws need of a palette type: drawable operations, an
@@ -312,63 +301,6 @@ fn decode_any<K: Key, T: Palette>(bytes: &[u8], into: &Replicated<K, T>) {
     }
 }
 
-/// Mutations of a valid encoding: they get past the first bytes, which
-/// purely random input rarely does.
-#[derive(Debug, Clone)]
-enum Mutation {
-    Flip {
-        at: prop::sample::Index,
-        bit: u8,
-    },
-    Set {
-        at: prop::sample::Index,
-        byte: u8,
-    },
-    Insert {
-        at: prop::sample::Index,
-        bytes: Vec<u8>,
-    },
-    Delete {
-        at: prop::sample::Index,
-        len: usize,
-    },
-}
-
-fn mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
-        (any::<prop::sample::Index>(), 0u8..8).prop_map(|(at, bit)| Mutation::Flip { at, bit }),
-        (any::<prop::sample::Index>(), any::<u8>())
-            .prop_map(|(at, byte)| Mutation::Set { at, byte }),
-        (
-            any::<prop::sample::Index>(),
-            prop::collection::vec(any::<u8>(), 1..6)
-        )
-            .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
-        (any::<prop::sample::Index>(), 1usize..6)
-            .prop_map(|(at, len)| Mutation::Delete { at, len }),
-    ]
-}
-
-fn mutate(bytes: &mut Vec<u8>, m: &Mutation) {
-    if bytes.is_empty() {
-        return;
-    }
-    let n = bytes.len();
-    match m {
-        Mutation::Flip { at, bit } => bytes[at.index(n)] ^= 1 << bit,
-        Mutation::Set { at, byte } => bytes[at.index(n)] = *byte,
-        Mutation::Insert { at, bytes: extra } => {
-            let i = at.index(n);
-            bytes.splice(i..i, extra.iter().copied());
-        }
-        Mutation::Delete { at, len } => {
-            let i = at.index(n);
-            let end = (i + len).min(n);
-            bytes.drain(i..end);
-        }
-    }
-}
-
 fn mutated_encodings<K: Key, T: Palette>(
     r: &[Replicated<K, T>],
     mutations: &[Mutation],
@@ -499,14 +431,7 @@ fn random_histories_reach_purges_full_states_and_lost_stores() {
             .new_tree(&mut runner)
             .expect("strategy")
             .current();
-        let h = replay::<u8, MapOf<u8, SetOf<u8>>>(n, &steps);
-        let s = h.stats;
-        totals.purged += s.purged;
-        totals.full_answers += s.full_answers;
-        totals.frontier_answers += s.frontier_answers;
-        totals.lost_stores += s.lost_stores;
-        totals.late_answers += s.late_answers;
-        totals.departures += s.departures;
+        totals += replay::<u8, MapOf<u8, SetOf<u8>>>(n, &steps).stats;
     }
     eprintln!("100 histories: {totals:?}");
     assert!(totals.purged > 100, "{totals:?}");

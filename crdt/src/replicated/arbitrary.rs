@@ -351,6 +351,19 @@ pub struct Stats {
     pub lost_stores: usize,
 }
 
+impl std::ops::AddAssign for Stats {
+    /// Adds the counts of another replay (totals over many histories).
+    fn add_assign(&mut self, other: Stats) {
+        self.full_answers += other.full_answers;
+        self.frontier_answers += other.frontier_answers;
+        self.late_answers += other.late_answers;
+        self.duplicated += other.duplicated;
+        self.purged += other.purged;
+        self.departures += other.departures;
+        self.lost_stores += other.lost_stores;
+    }
+}
+
 /// An answer in flight: the requester's index, actor and digest when it
 /// asked, and the answer.
 struct InFlight<K, S> {
