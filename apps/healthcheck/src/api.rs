@@ -370,6 +370,11 @@ async fn put(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: By
     if let Err(e) = shared.targets.check_spec(&spec).await {
         return error(StatusCode::BAD_REQUEST, e.to_string(), Some(&e.field));
     }
+    // The TLS files it names must be in this agent's tls_dir and parse
+    // (each agent reads its own copy when it checks).
+    if let Err(e) = shared.tls_dir.check(&spec) {
+        return error(StatusCode::BAD_REQUEST, e.to_string(), Some(&e.field));
+    }
     match shared.put_origin(&id, spec.clone()).await {
         Ok(created) => {
             let status = if created {

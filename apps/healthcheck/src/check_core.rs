@@ -44,7 +44,7 @@ use crate::{
     checker::CheckOutcome,
     ownership::{Decision, Ownership, OwnershipConfig},
     record::{HealthRecord, Status},
-    schedule::{Schedule, Streak, first_due, next_due},
+    schedule::{Schedule, Streak, fast_interval, first_due, next_due},
     spec::OriginSpec,
 };
 
@@ -55,8 +55,16 @@ pub const FIRST_CHECK_WITHIN: Duration = Duration::from_secs(1);
 /// What the core needs to know of an origin's spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Params {
-    /// Time between two checks (a quarter of it while a streak settles).
+    /// Time between two checks while the origin is settled up (or has no
+    /// verdict yet).
     pub interval: Duration,
+    /// Time between two checks while a streak settles (results disagree
+    /// with the verdict, not enough of them yet).
+    pub settling: Duration,
+    /// Time between two checks while the origin is settled down.
+    pub down: Duration,
+    /// Each due time moves by up to ± this percentage of its interval.
+    pub jitter_percent: u8,
     /// Successes in a row that make the origin up.
     pub rise: u32,
     /// Failures in a row that make the origin down.
@@ -67,12 +75,44 @@ pub struct Params {
 
 impl From<&OriginSpec> for Params {
     fn from(spec: &OriginSpec) -> Self {
+        let interval = Duration::from_millis(spec.interval_ms);
         Params {
-            interval: Duration::from_millis(spec.interval_ms),
+            interval,
+            settling: spec
+                .settling_interval_ms
+                .map_or_else(|| fast_interval(interval), Duration::from_millis),
+            down: spec
+                .down_interval_ms
+                .map_or(interval, Duration::from_millis),
+            jitter_percent: spec.jitter_percent,
             rise: spec.rise,
             fall: spec.fall,
             initial: spec.initial,
         }
+    }
+}
+
+impl Params {
+    /// The interval before the next check in this state of the streak.
+    pub fn interval_for(&self, status: Status, settling: bool) -> Duration {
+        if settling {
+            self.settling
+        } else if status == Status::Down {
+            self.down
+        } else {
+            self.interval
+        }
+    }
+
+    /// When the check after one at `now` is due in this state (jittered by
+    /// `unit`, a random number in [0, 1)).
+    fn next_due(&self, now: Instant, status: Status, settling: bool, unit: f64) -> Instant {
+        next_due(
+            now,
+            self.interval_for(status, settling),
+            self.jitter_percent,
+            unit,
+        )
     }
 }
 
@@ -276,7 +316,10 @@ impl CheckCore {
                     origin.last_write = None;
                     self.stats.owned -= 1;
                 }
-                let at = next_due(now, origin.params.interval, false, self.rng.random());
+                // Not checking: look again (at ownership) an interval later.
+                let at = origin
+                    .params
+                    .next_due(now, Status::Up, false, self.rng.random());
                 self.schedule.add(&id, at);
             }
         }
@@ -292,8 +335,9 @@ impl CheckCore {
     /// Asks for a write ([`Action::Write`]) when this agent still checks the
     /// origin and the visible record is not its own, or says another
     /// status, or was written `record_refresh` ago or more. Reschedules the
-    /// origin: at the fast interval while the streak settles (or until the
-    /// agent may publish), else at its interval.
+    /// origin: at the settling interval while the streak settles (or until
+    /// the agent may publish), at the down interval while it is settled
+    /// down, else at its interval.
     pub fn handle_result(
         &mut self,
         now: Instant,
@@ -320,8 +364,10 @@ impl CheckCore {
                 self.stats.owned -= 1;
             }
             origin.streak = None;
-            self.schedule
-                .add(id, next_due(now, params.interval, false, self.rng.random()));
+            self.schedule.add(
+                id,
+                params.next_due(now, Status::Up, false, self.rng.random()),
+            );
             return;
         }
         let streak = origin
@@ -331,7 +377,7 @@ impl CheckCore {
         let (status, settling) = (streak.status, streak.settling());
         if !publish {
             self.schedule
-                .add(id, next_due(now, params.interval, true, self.rng.random()));
+                .add(id, params.next_due(now, status, true, self.rng.random()));
             return;
         }
         let ours = visible.is_some_and(|v| v.checked_by == self.me);
@@ -362,7 +408,7 @@ impl CheckCore {
         }
         self.schedule.add(
             id,
-            next_due(now, params.interval, settling, self.rng.random()),
+            params.next_due(now, status, settling, self.rng.random()),
         );
     }
 

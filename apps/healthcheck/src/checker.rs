@@ -34,12 +34,14 @@
 //!
 //! # Connections kept alive, and the descriptor bound
 //!
-//! HTTP and HTTPS go through four shared [`reqwest`] clients (keep-alive or
-//! not, verifying certificates or not), whatever the number of origins, so
+//! HTTP and HTTPS go through eight shared [`reqwest`] clients (keep-alive or
+//! not, verifying certificates or not, HTTP/1.1 or HTTP/2), whatever the
+//! number of origins, plus a bounded set for specs that name TLS files (see
+//! the `clients` module), so
 //! consecutive checks of an origin reuse one connection. hyper's pools have
 //! no global cap, so the checker admits connection keys (scheme,
-//! `tls_verify`, and the URL's authority: the address, or the TLS server
-//! name and port): at most
+//! `tls_verify`, HTTP version, TLS files, and the URL's authority: the
+//! address, or the TLS server name and port): at most
 //! [`max_idle_connections`](CheckerConfig::max_idle_connections) keys may
 //! keep a connection alive while idle, one each. A key stays admitted while
 //! checks use it and until it could no longer hold an idle connection
@@ -67,6 +69,7 @@ mod pins;
 mod target;
 
 use std::{
+    collections::HashMap,
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
@@ -83,14 +86,17 @@ use tokio::{
 pub use self::failure::Failure;
 use self::{clients::Clients, failure::short, keep_alive::Admission, pins::PinTable};
 use crate::{
-    spec::{Kind, OriginSpec},
+    spec::{BodyMatcher, Kind, OriginSpec, tls_files::TlsDir},
     targets::TargetPolicy,
 };
 
-/// At most this much of a response body is read (and discarded); a longer
-/// body ends the check without reading the rest, and its connection is not
-/// reused.
+/// At most this much of a response body is read (and matched, if the spec
+/// has a body matcher, else discarded); a longer body ends the check
+/// without reading the rest, and its connection is not reused.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Most compiled body matchers kept (past it, the cache starts over).
+pub const MAX_MATCHERS: usize = 4096;
 
 /// How long the keep-alive clients keep an idle connection (hyper closes it
 /// at the first sweep of its pool after this; sweeps run this often).
@@ -115,6 +121,9 @@ pub struct CheckerConfig {
     /// origins; 0 closes every connection after its check. See
     /// [`Checker::descriptor_budget`].
     pub max_idle_connections: usize,
+    /// Where the TLS files that specs name (`tls_ca`, `tls_client_cert`,
+    /// `tls_client_key`) are read from.
+    pub tls_dir: TlsDir,
 }
 
 impl Default for CheckerConfig {
@@ -128,6 +137,7 @@ impl Default for CheckerConfig {
             user_agent: concat!("vantage-healthcheck/", env!("CARGO_PKG_VERSION")).into(),
             targets: Arc::new(TargetPolicy::default()),
             max_idle_connections: DEFAULT_MAX_IDLE_CONNECTIONS,
+            tls_dir: TlsDir::default(),
         }
     }
 }
@@ -151,16 +161,17 @@ pub enum CheckerError {
 /// The result of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckOutcome {
-    /// The origin answered as expected: a status in `expect_status`
-    /// (HTTP/HTTPS), or an open connection (TCP).
+    /// The origin answered as expected: a status in `expect_status`, the
+    /// `expect_headers` and a body that matches `expect_body` and
+    /// `expect_body_regex` (HTTP/HTTPS), or an open connection (TCP).
     pub ok: bool,
     /// Time from the start of the check to the response headers (HTTP/HTTPS)
     /// or the open connection (TCP); `Some` whenever the origin answered,
     /// even with an unexpected status; `None` when it did not.
     pub latency: Option<Duration>,
     /// Why the check failed (`None` when `ok`): the [`Display`](std::fmt::Display)
-    /// of a [`Failure`] — `timeout`, `refused`, `status 503`, `tls: …`,
-    /// `connect: …`, `denied: …` or `io: …`.
+    /// of a [`Failure`] — `timeout`, `refused`, `status 503`, `header: …`,
+    /// `body: …`, `tls: …`, `connect: …`, `denied: …` or `io: …`.
     pub reason: Option<String>,
     /// The HTTP status of the response, if there was one.
     pub status_code: Option<u16>,
@@ -188,6 +199,9 @@ impl CheckOutcome {
     }
 }
 
+/// A spec's (`expect_body`, `expect_body_regex`).
+type MatcherKey = (Option<String>, Option<String>);
+
 /// What the clones of a [`Checker`] share.
 #[derive(Debug)]
 struct Inner {
@@ -201,6 +215,9 @@ struct Inner {
     pins: Arc<PinTable>,
     clients: Clients,
     admission: Mutex<Admission>,
+    tls_dir: TlsDir,
+    /// Compiled body matchers by (`expect_body`, `expect_body_regex`).
+    matchers: Mutex<HashMap<MatcherKey, Arc<BodyMatcher>>>,
 }
 
 /// Runs health checks. Cheap to clone (the clones share their connection
@@ -231,6 +248,8 @@ impl Checker {
                 pins,
                 clients,
                 admission: Mutex::new(Admission::new(config.max_idle_connections)),
+                tls_dir: config.tls_dir,
+                matchers: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -256,6 +275,38 @@ impl Checker {
             Kind::Tcp => self.check_tcp(spec, started, deadline).await,
             Kind::Http | Kind::Https => self.check_http(spec, started, deadline).await,
         }
+    }
+
+    /// The directory TLS files of specs are read from (what a `PUT`
+    /// checks them against).
+    pub fn tls_dir(&self) -> &TlsDir {
+        &self.inner.tls_dir
+    }
+
+    /// The compiled body matchers of `spec` (`None`: it has none), cached:
+    /// at most [`MAX_MATCHERS`] distinct ones are kept.
+    fn body_matcher(&self, spec: &OriginSpec) -> Result<Option<Arc<BodyMatcher>>, Failure> {
+        if spec.expect_body.is_none() && spec.expect_body_regex.is_none() {
+            return Ok(None);
+        }
+        let key = (spec.expect_body.clone(), spec.expect_body_regex.clone());
+        let mut cache = self
+            .inner
+            .matchers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(m) = cache.get(&key) {
+            return Ok(Some(Arc::clone(m)));
+        }
+        let Some(matcher) = BodyMatcher::of(spec).map_err(|m| Failure::Io(short(&m)))? else {
+            return Ok(None);
+        };
+        if cache.len() >= MAX_MATCHERS {
+            cache.clear();
+        }
+        let matcher = Arc::new(matcher);
+        cache.insert(key, Arc::clone(&matcher));
+        Ok(Some(matcher))
     }
 
     /// How many checks are running now (holding one of the

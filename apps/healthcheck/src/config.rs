@@ -43,6 +43,7 @@
 //! deny = ["10.9.0.0/16"]           # added to the built-in ranges (link-local, metadata)
 //! default_deny = true              # false gives up the built-in ranges
 //! max_idle_connections = 16384     # kept alive between checks; default: what the limit leaves
+//! tls_dir = "/etc/healthcheck/check-tls"  # where specs' tls_ca / tls_client_cert / tls_client_key are; default: none
 //!
 //! [[origins]]                      # registered at start (also settable by the API)
 //! id = "web-1"
@@ -71,8 +72,9 @@
 //! | `api.idle_timeout_ms` | 100–86400000 |
 //! | `checks.allow[i]`, `checks.deny[i]` | a CIDR range without bits past its prefix, not of IPv4-mapped addresses |
 //! | `checks.max_idle_connections` | 0–1000000 |
+//! | `checks.tls_dir` | a directory that exists |
 //! | all of `api.max_connections`, `timings.max_concurrent_checks`, `checks.max_idle_connections` | fit in the descriptor limit (checked at start, see `descriptors`) |
-//! | `origins[i]` | a valid id, given once, and a spec that [validates](OriginSpec::validate) |
+//! | `origins[i]` | a valid id, given once, and a spec that [validates](OriginSpec::validate), whose TLS files are in `checks.tls_dir` and parse |
 //!
 //! Seeds may repeat and may include this agent's own gossip address (the
 //! same file can then serve every agent of a cluster).
@@ -144,6 +146,9 @@ pub struct AgentConfig {
     /// Most connections kept alive between checks; `None`: what the
     /// descriptor limit leaves, at most 16384.
     pub max_idle_connections: Option<usize>,
+    /// Where the TLS files that specs name are read from; `None`: a spec
+    /// that names one is refused.
+    pub check_tls_dir: Option<PathBuf>,
     /// Origins registered at start.
     pub origins: Vec<(String, OriginSpec)>,
     /// The cluster key file (see [`crate::keys`]); `None`: plaintext.
@@ -224,6 +229,7 @@ impl AgentConfig {
             api_idle_timeout: Duration::from_millis(DEFAULT_IDLE_TIMEOUT_MS),
             checks: crate::targets::TargetsConfig::default(),
             max_idle_connections: None,
+            check_tls_dir: None,
             origins: Vec::new(),
             key_file: None,
             token_file: None,
@@ -310,6 +316,7 @@ impl AgentConfig {
                 default_deny: file.checks.default_deny,
             },
             max_idle_connections: file.checks.max_idle_connections,
+            check_tls_dir: file.checks.tls_dir,
             origins,
             key_file: file.key_file,
             token_file: file.token_file,
@@ -462,9 +469,19 @@ impl AgentConfig {
     fn validate_checks(&self) -> Result<(), String> {
         crate::targets::TargetPolicy::with_local_addresses(&self.checks, &[], &[])
             .map_err(|e| e.to_string())?;
+        if let Some(dir) = &self.check_tls_dir
+            && !dir.is_dir()
+        {
+            return Err(format!(
+                "checks.tls_dir: {} is not a directory",
+                dir.display()
+            ));
+        }
+        let tls_dir = spec::tls_files::TlsDir::new(self.check_tls_dir.clone());
         for (i, (id, spec)) in self.origins.iter().enumerate() {
             spec::validate_id(id).map_err(|e| format!("origins[{i}].{e}"))?;
             spec.validate()
+                .and_then(|()| tls_dir.check(spec))
                 .map_err(|e| format!("origins[{i}] ({id}).{e}"))?;
             if self.origins[..i].iter().any(|(other, _)| other == id) {
                 return Err(format!("origins[{i}].id: {id:?} is registered twice"));
@@ -592,6 +609,7 @@ struct ChecksFile {
     deny: Vec<ipnet::IpNet>,
     default_deny: bool,
     max_idle_connections: Option<usize>,
+    tls_dir: Option<PathBuf>,
 }
 
 impl Default for ChecksFile {
@@ -602,6 +620,7 @@ impl Default for ChecksFile {
             deny: d.deny,
             default_deny: d.default_deny,
             max_idle_connections: None,
+            tls_dir: None,
         }
     }
 }
@@ -711,6 +730,40 @@ kind = "tcp"
             error(&GOOD.replace("record_refresh_ms = 5000", "record_refresh_ms = 0"))
                 .contains("record_refresh_ms")
         );
+    }
+
+    /// `checks.tls_dir` must be a directory, and the TLS files of the
+    /// `[[origins]]` must be in it and parse: refused at start, naming the
+    /// origin and the field.
+    #[test]
+    fn tls_files_of_configured_origins_are_loaded_at_start() {
+        let dir = testkit::TempDir::new("hc-config-tls");
+        let with = |tls_dir: &str, ca: &str| {
+            let head = GOOD.split("[[origins]]").next().unwrap_or(GOOD);
+            format!(
+                "{head}[checks]\ntls_dir = {tls_dir:?}\n[[origins]]\nid = \"s\"\n\
+                 address = \"10.0.0.5:443\"\nkind = \"https\"\ntls_ca = {ca:?}\n"
+            )
+        };
+        let d = dir.path().display().to_string();
+        let missing = dir.path().join("nope").display().to_string();
+        assert!(
+            error(&with(&missing, "ca.pem")).contains("checks.tls_dir: "),
+            "{}",
+            error(&with(&missing, "ca.pem"))
+        );
+        let e = error(&with(&d, "ca.pem"));
+        assert!(e.contains("origins[0] (s).tls_ca: cannot read"), "{e}");
+        std::fs::write(dir.path().join("ca.pem"), "garbage").expect("write");
+        let e = error(&with(&d, "ca.pem"));
+        assert!(
+            e.contains("origins[0] (s).tls_ca: ") && e.contains("no certificate"),
+            "{e}"
+        );
+        let cert = rcgen::generate_simple_self_signed(vec!["ca".into()]).expect("cert");
+        std::fs::write(dir.path().join("ca.pem"), cert.cert.pem()).expect("write");
+        let c = AgentConfig::from_toml(&with(&d, "ca.pem"), "test.toml").expect("valid");
+        assert_eq!(c.check_tls_dir.as_deref(), Some(dir.path()));
     }
 
     /// Regression: a `node` with control characters was accepted and failed

@@ -45,8 +45,8 @@ pub enum EventBody {
     Registry {
         /// The origin.
         origin: String,
-        /// Its spec now, `None` once removed.
-        spec: Option<OriginSpec>,
+        /// Its spec now, `None` once removed (boxed: a spec is large).
+        spec: Option<Box<OriginSpec>>,
     },
     /// Events may have been missed: re-read everything.
     Resync,
@@ -203,7 +203,7 @@ impl EventLog {
         }
         self.push(EventBody::Registry {
             origin: origin.to_owned(),
-            spec,
+            spec: spec.map(Box::new),
         })
     }
 

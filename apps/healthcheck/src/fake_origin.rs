@@ -26,9 +26,9 @@ use std::{
 };
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Request, Response, StatusCode, body::Incoming, header, service::service_fn};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::{TcpListener, TcpSocket, TcpStream},
@@ -101,6 +101,23 @@ pub struct SeenRequest {
     /// The TLS server name (SNI) the client sent; `None` over plain HTTP or
     /// when the client sent none (it connected by IP address).
     pub sni: Option<String>,
+    /// `HTTP/1.1` or `HTTP/2.0`.
+    pub version: String,
+    /// The request body (at most [`MAX_SEEN_BODY`] bytes of it).
+    pub body: Vec<u8>,
+}
+
+/// Most bytes of a request body kept in [`SeenRequest::body`].
+pub const MAX_SEEN_BODY: usize = 64 * 1024;
+
+/// What a healthy answer holds, when set with [`FakeOrigin::set_answer`]
+/// (default: the body `ok\n`, `Content-Type: text/plain`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Answer {
+    /// The body.
+    pub body: String,
+    /// Headers, in order (a name may repeat).
+    pub headers: Vec<(String, String)>,
 }
 
 /// The state shared by the handle, the accept loop and the connections.
@@ -114,6 +131,7 @@ struct Shared {
     max_in_flight: AtomicU64,
     hits_by: Mutex<BTreeMap<String, u64>>,
     last_request: Mutex<Option<SeenRequest>>,
+    answer: Mutex<Option<Answer>>,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked
@@ -132,6 +150,7 @@ impl Shared {
             max_in_flight: AtomicU64::new(0),
             hits_by: Mutex::new(BTreeMap::new()),
             last_request: Mutex::new(None),
+            answer: Mutex::new(None),
         }
     }
 
@@ -200,6 +219,21 @@ impl FakeOrigin {
         Self::start_with(
             behaviour,
             Some(self_signed_acceptor()?),
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        )
+        .await
+    }
+
+    /// Starts an HTTPS origin with this TLS configuration (its certificate,
+    /// its client authentication, and its ALPN protocols: `h2` in them
+    /// makes it serve HTTP/2 to a client that negotiates it).
+    pub async fn start_tls_with(
+        behaviour: Behaviour,
+        config: rustls::ServerConfig,
+    ) -> io::Result<FakeOrigin> {
+        Self::start_with(
+            behaviour,
+            Some(TlsAcceptor::from(Arc::new(config))),
             SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         )
         .await
@@ -284,6 +318,11 @@ impl FakeOrigin {
     /// The most requests being handled at the same time since the start.
     pub fn max_in_flight(&self) -> u64 {
         self.shared.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// What healthy answers hold from now on (`None`: the default, `ok\n`).
+    pub fn set_answer(&self, answer: Option<Answer>) {
+        *lock(&self.shared.answer) = answer;
     }
 
     /// The last request received, if any.
@@ -452,7 +491,12 @@ async fn serve(stream: TcpStream, tls: Option<TlsAcceptor>, shared: Arc<Shared>)
         Some(acceptor) => match acceptor.accept(stream).await {
             Ok(stream) => {
                 let sni = stream.get_ref().1.server_name().map(str::to_owned);
-                serve_http(stream, sni, shared).await;
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                if h2 {
+                    serve_h2(stream, sni, shared).await;
+                } else {
+                    serve_http(stream, sni, shared).await;
+                }
             }
             Err(e) => tracing::debug!("fake origin: TLS handshake failed: {e}"),
         },
@@ -472,6 +516,19 @@ where
     }
 }
 
+async fn serve_h2<S>(stream: S, sni: Option<String>, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| answer(request, sni.clone(), shared.clone()));
+    if let Err(e) = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!("fake origin: HTTP/2 connection ended: {e}");
+    }
+}
+
 /// Records a request and answers it as the current behaviour says.
 async fn answer(
     request: Request<Incoming>,
@@ -479,7 +536,11 @@ async fn answer(
     shared: Arc<Shared>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let _in_flight = InFlight::enter(&shared);
-    let seen = seen(&request, sni);
+    let mut seen = seen(&request, sni);
+    let body = Limited::new(request.into_body(), MAX_SEEN_BODY)
+        .collect()
+        .await;
+    seen.body = body.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
     let agent = seen.headers.get("user-agent").cloned().unwrap_or_default();
     *lock(&shared.last_request) = Some(seen);
 
@@ -490,20 +551,35 @@ async fn answer(
     // Down: the request raced with the listener closing.
     let code = behaviour.status_at(elapsed).unwrap_or(503);
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    let body = if status.is_success() {
-        "ok\n"
-    } else {
-        "failing\n"
+    let custom = lock(&shared.answer).clone().filter(|_| status.is_success());
+    let body = match &custom {
+        Some(answer) => Bytes::from(answer.body.clone()),
+        None if status.is_success() => Bytes::from_static(b"ok\n"),
+        None => Bytes::from_static(b"failing\n"),
     };
 
     shared.hits.fetch_add(1, Ordering::SeqCst);
     *lock(&shared.hits_by).entry(agent).or_default() += 1;
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain"),
-    );
+    match custom {
+        Some(answer) => {
+            for (name, value) in answer.headers {
+                if let (Ok(name), Ok(value)) = (
+                    header::HeaderName::from_bytes(name.as_bytes()),
+                    header::HeaderValue::from_str(&value),
+                ) {
+                    response.headers_mut().append(name, value);
+                }
+            }
+        }
+        None => {
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain"),
+            );
+        }
+    }
     Ok(response)
 }
 
@@ -528,6 +604,8 @@ fn seen(request: &Request<Incoming>, sni: Option<String>) -> SeenRequest {
         host: headers.get("host").cloned(),
         headers,
         sni,
+        version: format!("{:?}", request.version()),
+        body: Vec::new(),
     }
 }
 

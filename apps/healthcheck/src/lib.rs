@@ -18,6 +18,7 @@ pub mod api_tls;
 pub mod check_core;
 pub mod checker;
 pub mod client;
+pub mod compat;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;

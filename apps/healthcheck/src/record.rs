@@ -41,7 +41,8 @@ pub struct HealthRecord {
     pub since_ms: u64,
     /// Latency of the last check, if it got an answer.
     pub latency_ms: Option<u64>,
-    /// Why the last check failed (`timeout`, `refused`, `status 503`, `tls: …`,
-    /// `connect: …`, `io: …`, `denied: …`; see [`crate::checker::Failure`]).
+    /// Why the last check failed (`timeout`, `refused`, `status 503`,
+    /// `header: …`, `body: …`, `tls: …`, `connect: …`, `io: …`, `denied: …`;
+    /// see [`crate::checker::Failure`]).
     pub reason: Option<String>,
 }

@@ -71,15 +71,11 @@ pub fn first_due(node: &str, origin: &str, interval: Duration, now: Instant) -> 
     now + interval.mul_f64(fraction)
 }
 
-/// The next check after one at `now`: `interval` (or the fast interval
-/// while settling) with ±10 % jitter from `unit` (a random number in [0, 1)).
-pub fn next_due(now: Instant, interval: Duration, settling: bool, unit: f64) -> Instant {
-    let base = if settling {
-        fast_interval(interval)
-    } else {
-        interval
-    };
-    now + base.mul_f64(0.9 + 0.2 * unit.clamp(0.0, 1.0))
+/// The next check after one at `now`: `interval` moved by up to
+/// ±`jitter_percent` % of it, by `unit` (a random number in [0, 1)).
+pub fn next_due(now: Instant, interval: Duration, jitter_percent: u8, unit: f64) -> Instant {
+    let jitter = f64::from(jitter_percent.min(100)) / 100.0;
+    now + interval.mul_f64(1.0 - jitter + 2.0 * jitter * unit.clamp(0.0, 1.0))
 }
 
 /// Due times of origins, earliest first; an origin is in it at most once.
@@ -223,18 +219,15 @@ mod tests {
     }
 
     #[test]
-    fn next_due_jitters_and_speeds_up_while_settling() {
+    fn next_due_jitters_by_its_percentage() {
         let now = Instant::now();
         let i = Duration::from_secs(4);
-        assert_eq!(
-            next_due(now, i, false, 0.0) - now,
-            Duration::from_millis(3600)
-        );
-        assert_eq!(
-            next_due(now, i, false, 1.0) - now,
-            Duration::from_millis(4400)
-        );
-        assert_eq!(next_due(now, i, true, 0.5) - now, Duration::from_secs(1));
+        assert_eq!(next_due(now, i, 10, 0.0) - now, Duration::from_millis(3600));
+        assert_eq!(next_due(now, i, 10, 1.0) - now, Duration::from_millis(4400));
+        assert_eq!(next_due(now, i, 10, 0.5) - now, i);
+        assert_eq!(next_due(now, i, 0, 0.9) - now, i);
+        assert_eq!(next_due(now, i, 50, 0.0) - now, Duration::from_secs(2));
+        assert_eq!(fast_interval(i), Duration::from_secs(1));
         assert_eq!(
             fast_interval(Duration::from_millis(200)),
             Duration::from_millis(100)

@@ -99,6 +99,8 @@ pub struct Shared {
     pub(crate) descriptors: crate::descriptors::Budget,
     /// Where checks may go (what the checker and `PUT` judge).
     pub(crate) targets: Arc<crate::targets::TargetPolicy>,
+    /// Where the TLS files specs name are read (what `PUT` loads them from).
+    pub(crate) tls_dir: crate::spec::tls_files::TlsDir,
     /// Health transitions and registry changes, in order (see
     /// [`crate::events`]).
     pub(crate) events: std::sync::Mutex<crate::events::EventLog>,

@@ -38,6 +38,12 @@
 //! - `expect_status`: entries `NNN` or `NNN-NNN`, exactly three ASCII digits
 //!   each (no sign, no spaces), 100–599, low ≤ high; duplicates are allowed.
 //!
+//! - the fields added since the first release (intervals per state,
+//!   `jitter_percent`, `request_body`, `expect_body`, `expect_body_regex`,
+//!   `expect_headers`, `http_version`, and the TLS files): see each field
+//!   and the `matchers` and [`tls_files`] modules; the ones that only mean
+//!   something for HTTP(S) are refused for kind `tcp`.
+//!
 //! A JSON body must be a JSON object (serde would take an array for a
 //! struct); anything else is refused with field `body`.
 
@@ -55,6 +61,11 @@ use thiserror::Error;
 
 use crate::record::Status;
 
+mod matchers;
+pub mod tls_files;
+
+pub use self::matchers::{BodyMatcher, header_mismatch};
+
 /// Longest `method`, in characters.
 pub const MAX_METHOD: usize = 32;
 
@@ -69,6 +80,19 @@ pub const MAX_HEADER_NAME: usize = 128;
 
 /// Longest header value, in bytes.
 pub const MAX_HEADER_VALUE: usize = 4096;
+
+/// Default [`OriginSpec::jitter_percent`].
+pub const DEFAULT_JITTER_PERCENT: u8 = 10;
+
+/// Longest `request_body`, in bytes.
+pub const MAX_REQUEST_BODY: usize = 16 * 1024;
+
+/// Longest `expect_body` or `expect_body_regex`, in bytes.
+pub const MAX_BODY_MATCHER: usize = 1024;
+
+/// Largest compiled `expect_body_regex`, in bytes (the `regex` crate's
+/// size limit).
+pub const MAX_REGEX_SIZE: usize = 1024 * 1024;
 
 /// Longest DNS name in `address` or `host` (RFC 1123), in characters.
 pub const MAX_HOST_NAME: usize = 253;
@@ -117,7 +141,7 @@ impl fmt::Display for Kind {
 /// with an unknown field is rejected. The rules of each field are in the
 /// [module docs](self); a spec that validates is checked exactly as it
 /// reads.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OriginSpec {
     /// `host:port`: an IPv4 literal, a canonical bracketed IPv6 literal
@@ -175,6 +199,92 @@ pub struct OriginSpec {
     /// certificates.
     #[serde(default = "default_true")]
     pub tls_verify: bool,
+    // Fields added after the first release: appended, with defaults, and
+    // written in the binary form only when used (see `crate::compat`).
+    /// Time between checks while a streak settles (HAProxy's `fastinter`);
+    /// default: a quarter of `interval_ms`, at least 100.
+    #[serde(default)]
+    pub settling_interval_ms: Option<u64>,
+    /// Time between checks while the origin is settled down (HAProxy's
+    /// `downinter`, Envoy's `unhealthy_interval`); default `interval_ms`.
+    #[serde(default)]
+    pub down_interval_ms: Option<u64>,
+    /// Each due time is moved by a random amount within ± this percentage
+    /// of its interval, 0–50; default 10.
+    #[serde(default = "default_jitter")]
+    pub jitter_percent: u8,
+    /// A request body (HTTP/HTTPS), sent with a `Content-Length`; at most
+    /// [`MAX_REQUEST_BODY`] bytes. Set its `Content-Type` in `headers`.
+    #[serde(default)]
+    pub request_body: Option<String>,
+    /// The response body must contain this text (HTTP/HTTPS), compared
+    /// byte for byte within the first [`MAX_BODY_BYTES`](crate::checker::MAX_BODY_BYTES)
+    /// of the body; 1–[`MAX_BODY_MATCHER`] bytes.
+    #[serde(default)]
+    pub expect_body: Option<String>,
+    /// The response body must match this regular expression (the `regex`
+    /// crate's syntax, no look-around or backreferences: matching is linear
+    /// in the body), searched within the first
+    /// [`MAX_BODY_BYTES`](crate::checker::MAX_BODY_BYTES) of the body; at
+    /// most [`MAX_BODY_MATCHER`] bytes, and its compiled form at most
+    /// [`MAX_REGEX_SIZE`].
+    #[serde(default)]
+    pub expect_body_regex: Option<String>,
+    /// Headers the response must carry, each with exactly this value (one
+    /// of its values, if the header is repeated); names compared
+    /// case-insensitively, at most [`MAX_HEADERS`].
+    #[serde(default, deserialize_with = "headers_given_once")]
+    pub expect_headers: BTreeMap<String, String>,
+    /// `"1.1"` (default) or `"2"`: HTTP/2 over TLS (kind `https`, ALPN
+    /// `h2` only: an origin that does not speak it fails the check).
+    #[serde(default)]
+    pub http_version: HttpVersion,
+    /// Trust only this CA (a PEM file of one or more certificates) for the
+    /// origin's certificate, instead of the system's roots (kind `https`):
+    /// a file name in the agent's `checks.tls_dir`.
+    #[serde(default)]
+    pub tls_ca: Option<String>,
+    /// Present this client certificate (a PEM chain, the client's
+    /// certificate first) to the origin (kind `https`): a file name in the
+    /// agent's `checks.tls_dir`; needs `tls_client_key`.
+    #[serde(default)]
+    pub tls_client_cert: Option<String>,
+    /// The private key of `tls_client_cert` (PEM: PKCS#8, PKCS#1 or SEC1):
+    /// a file name in the agent's `checks.tls_dir`.
+    #[serde(default)]
+    pub tls_client_key: Option<String>,
+}
+
+crate::compat_serialize!(OriginSpec {
+    always: [
+        address, kind, path, method, host, headers, expect_status, interval_ms, timeout_ms,
+        rise, fall, initial, tls_verify,
+    ],
+    then: [
+        settling_interval_ms if Option::is_none,
+        down_interval_ms if Option::is_none,
+        jitter_percent if |j: &u8| *j == DEFAULT_JITTER_PERCENT,
+        request_body if Option::is_none,
+        expect_body if Option::is_none,
+        expect_body_regex if Option::is_none,
+        expect_headers if BTreeMap::is_empty,
+        http_version if |v: &HttpVersion| *v == HttpVersion::default(),
+        tls_ca if Option::is_none,
+        tls_client_cert if Option::is_none,
+        tls_client_key if Option::is_none,
+    ]
+});
+
+/// The HTTP version of a check.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HttpVersion {
+    /// HTTP/1.1.
+    #[default]
+    #[serde(rename = "1.1")]
+    Http11,
+    /// HTTP/2, over TLS only (ALPN `h2`).
+    #[serde(rename = "2")]
+    Http2,
 }
 
 fn default_path() -> String {
@@ -200,6 +310,9 @@ fn default_fall() -> u32 {
 }
 fn default_true() -> bool {
     true
+}
+fn default_jitter() -> u8 {
+    DEFAULT_JITTER_PERCENT
 }
 
 /// Deserializes `headers`, refusing a name given twice (a JSON object may
@@ -403,6 +516,17 @@ impl OriginSpec {
             fall: default_fall(),
             initial: Status::Unknown,
             tls_verify: true,
+            settling_interval_ms: None,
+            down_interval_ms: None,
+            jitter_percent: DEFAULT_JITTER_PERCENT,
+            request_body: None,
+            expect_body: None,
+            expect_body_regex: None,
+            expect_headers: BTreeMap::new(),
+            http_version: HttpVersion::Http11,
+            tls_ca: None,
+            tls_client_cert: None,
+            tls_client_key: None,
         }
     }
 
@@ -443,7 +567,7 @@ impl OriginSpec {
         if !(1..=100).contains(&self.fall) {
             return Err(SpecError::new("fall", "must be between 1 and 100"));
         }
-        Ok(())
+        matchers::validate(self)
     }
 
     /// The parsed expected status ranges (invalid entries are skipped; a
@@ -719,9 +843,21 @@ fn validate_host(host: &str) -> Result<(), String> {
 }
 
 fn validate_headers(headers: &BTreeMap<String, String>) -> Result<(), SpecError> {
+    validate_header_map("headers", headers, true)
+}
+
+/// Checks a map of header names to values: at most [`MAX_HEADERS`], names
+/// RFC 9110 tokens distinct case-insensitively (and not reserved, for
+/// request headers), values of visible ASCII, spaces and tabs without
+/// leading or trailing whitespace. Errors name `{field}.{name}`.
+fn validate_header_map(
+    field: &str,
+    headers: &BTreeMap<String, String>,
+    request: bool,
+) -> Result<(), SpecError> {
     if headers.len() > MAX_HEADERS {
         return Err(SpecError::new(
-            "headers",
+            field,
             format!(
                 "{} headers; at most {MAX_HEADERS} are allowed",
                 headers.len()
@@ -731,7 +867,7 @@ fn validate_headers(headers: &BTreeMap<String, String>) -> Result<(), SpecError>
     // lower-case name -> the name as given
     let mut seen: BTreeMap<String, &str> = BTreeMap::new();
     for (name, value) in headers {
-        let err = |m: String| SpecError::new(format!("headers.{name}"), m);
+        let err = |m: String| SpecError::new(format!("{field}.{name}"), m);
         if name.is_empty() {
             return Err(err("a header name must not be empty".into()));
         }
@@ -749,6 +885,7 @@ fn validate_headers(headers: &BTreeMap<String, String>) -> Result<(), SpecError>
         }
         let lower = name.to_ascii_lowercase();
         match lower.as_str() {
+            _ if !request => {}
             "host" => {
                 return Err(err(
                     "set the Host header with the `host` field, not in headers".into(),
@@ -915,6 +1052,88 @@ mod tests {
             rmp_serde::from_slice::<OriginSpec>(&bytes).expect("decode"),
             spec
         );
+    }
+
+    /// The spec as the first release wrote it (MessagePack array of these
+    /// fields, in this order).
+    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    struct FirstReleaseSpec {
+        address: String,
+        kind: Kind,
+        path: String,
+        method: String,
+        host: Option<String>,
+        headers: BTreeMap<String, String>,
+        expect_status: Vec<String>,
+        interval_ms: u64,
+        timeout_ms: u64,
+        rise: u32,
+        fall: u32,
+        initial: Status,
+        tls_verify: bool,
+    }
+
+    fn first_release(spec: &OriginSpec) -> FirstReleaseSpec {
+        FirstReleaseSpec {
+            address: spec.address.clone(),
+            kind: spec.kind,
+            path: spec.path.clone(),
+            method: spec.method.clone(),
+            host: spec.host.clone(),
+            headers: spec.headers.clone(),
+            expect_status: spec.expect_status.clone(),
+            interval_ms: spec.interval_ms,
+            timeout_ms: spec.timeout_ms,
+            rise: spec.rise,
+            fall: spec.fall,
+            initial: spec.initial,
+            tls_verify: spec.tls_verify,
+        }
+    }
+
+    /// A spec that uses no field added since the first release is
+    /// replicated byte for byte as that release wrote it (so its agents can
+    /// read it during a rolling upgrade), and what it wrote reads back with
+    /// the defaults of the added fields.
+    #[test]
+    fn a_spec_without_new_fields_is_encoded_as_the_first_release_did() {
+        let mut spec = OriginSpec::new("h:1");
+        spec.headers.insert("x-a".into(), "1".into());
+        let old = rmp_serde::to_vec(&first_release(&spec)).expect("encode");
+        assert_eq!(rmp_serde::to_vec(&spec).expect("encode"), old);
+        assert_eq!(
+            rmp_serde::from_slice::<OriginSpec>(&old).expect("decode"),
+            spec
+        );
+    }
+
+    /// A spec that uses an added field carries the added fields up to the
+    /// last one used (not the ones after it) and reads back whole.
+    #[test]
+    fn added_fields_are_written_up_to_the_last_one_used() {
+        let mut spec = OriginSpec::new("h:1");
+        spec.settling_interval_ms = Some(500);
+        let one = rmp_serde::to_vec(&spec).expect("encode");
+        assert_eq!(
+            rmp_serde::from_slice::<OriginSpec>(&one).expect("decode"),
+            spec
+        );
+        spec.tls_client_key = Some("k.pem".into());
+        let all = rmp_serde::to_vec(&spec).expect("encode");
+        assert!(all.len() > one.len());
+        assert_eq!(
+            rmp_serde::from_slice::<OriginSpec>(&all).expect("decode"),
+            spec
+        );
+        // The array holds 13 + 1 and 13 + 11 elements.
+        assert_eq!(one[0], 0x90 | 14);
+        assert_eq!(all[0], 0xdc, "array 16: {:x}", all[0]);
+        assert_eq!(u16::from_be_bytes([all[1], all[2]]), 24);
+        // JSON always shows every field.
+        let json = serde_json::to_value(OriginSpec::new("h:1")).expect("json");
+        assert_eq!(json["jitter_percent"], 10);
+        assert_eq!(json["http_version"], "1.1");
+        assert!(json.as_object().expect("object").contains_key("tls_ca"));
     }
 
     /// Regression: `method: "CONNECT"` was accepted, then sent with a path

@@ -13,13 +13,13 @@ use std::collections::BTreeMap;
 use healthcheck::{
     fuzzing::spec_parser,
     record::Status,
-    spec::{self, Kind, OriginSpec},
+    spec::{self, HttpVersion, Kind, OriginSpec},
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
 /// The fields of `OriginSpec`, as JSON keys.
-const FIELDS: [&str; 13] = [
+const FIELDS: [&str; 24] = [
     "address",
     "kind",
     "path",
@@ -33,6 +33,17 @@ const FIELDS: [&str; 13] = [
     "fall",
     "initial",
     "tls_verify",
+    "settling_interval_ms",
+    "down_interval_ms",
+    "jitter_percent",
+    "request_body",
+    "expect_body",
+    "expect_body_regex",
+    "expect_headers",
+    "http_version",
+    "tls_ca",
+    "tls_client_cert",
+    "tls_client_key",
 ];
 
 fn status_range() -> impl Strategy<Value = String> {
@@ -96,6 +107,22 @@ fn valid_spec() -> impl Strategy<Value = OriginSpec> {
     let status = prop_oneof![Just(Status::Up), Just(Status::Down), Just(Status::Unknown)];
     let timing = (100u64..=86_400_000)
         .prop_flat_map(|interval| (Just(interval), 10u64..=interval.clamp(10, 1_000_000)));
+    let interval = prop::option::of(100u64..=86_400_000);
+    let file = prop::option::of("[a-z0-9][a-z0-9._-]{0,12}");
+    let added = (
+        (interval.clone(), interval, 0u8..=50),
+        (
+            prop::option::of("[ -~]{0,40}"),
+            prop::option::of("[!-~]{1,20}"),
+            prop::option::of(prop_oneof![
+                Just("^ok$".to_string()),
+                Just(r#""status":\s*"(up|green)""#.to_string()),
+                "[a-z]{1,10}",
+            ]),
+            prop::collection::btree_map("X-[a-z0-9_-]{1,10}", "[!-~]{1,12}", 0..3),
+        ),
+        (any::<bool>(), file.clone(), file),
+    );
     (
         (address, kind, path, method, host, headers),
         (
@@ -106,25 +133,54 @@ fn valid_spec() -> impl Strategy<Value = OriginSpec> {
             status,
             any::<bool>(),
         ),
+        added,
     )
         .prop_map(
             |(
                 (address, kind, path, method, host, headers),
                 (expect_status, (interval_ms, timeout_ms), rise, fall, initial, tls_verify),
-            )| OriginSpec {
-                address,
-                kind,
-                path,
-                method,
-                host,
-                headers,
-                expect_status,
-                interval_ms,
-                timeout_ms,
-                rise,
-                fall,
-                initial,
-                tls_verify,
+                (
+                    (settling_interval_ms, down_interval_ms, jitter_percent),
+                    (request_body, expect_body, expect_body_regex, expect_headers),
+                    (http2, ca, client),
+                ),
+            )| {
+                let http = kind != Kind::Tcp;
+                let https = kind == Kind::Https;
+                OriginSpec {
+                    address,
+                    kind,
+                    path,
+                    method,
+                    host,
+                    headers,
+                    expect_status,
+                    interval_ms,
+                    timeout_ms,
+                    rise,
+                    fall,
+                    initial,
+                    tls_verify,
+                    settling_interval_ms,
+                    down_interval_ms,
+                    jitter_percent,
+                    request_body: request_body.filter(|_| http),
+                    expect_body: expect_body.filter(|_| http),
+                    expect_body_regex: expect_body_regex.filter(|_| http),
+                    expect_headers: if http {
+                        expect_headers
+                    } else {
+                        BTreeMap::new()
+                    },
+                    http_version: if https && http2 {
+                        HttpVersion::Http2
+                    } else {
+                        HttpVersion::Http11
+                    },
+                    tls_ca: ca.filter(|_| https && tls_verify),
+                    tls_client_key: client.clone().filter(|_| https).map(|c| format!("{c}.key")),
+                    tls_client_cert: client.filter(|_| https),
+                }
             },
         )
 }
@@ -305,7 +361,10 @@ proptest! {
             serde_json::to_vec(&spec)
         }
         .expect("a spec encodes");
-        prop_assert_eq!(spec_parser(&body), Ok(spec));
+        prop_assert_eq!(spec_parser(&body), Ok(spec.clone()));
+        // and as replicated (MessagePack arrays, added fields as used)
+        let bytes = rmp_serde::to_vec(&spec).expect("a spec encodes");
+        prop_assert_eq!(rmp_serde::from_slice::<OriginSpec>(&bytes).expect("decodes"), spec);
     }
 
     #[test]

@@ -95,6 +95,9 @@ struct Agent {
 /// The spec of every simulated origin.
 const PARAMS: Params = Params {
     interval: INTERVAL,
+    settling: Duration::from_millis(INTERVAL.as_millis() as u64 / 4),
+    down: INTERVAL,
+    jitter_percent: 10,
     rise: 1,
     fall: 1,
     initial: Status::Up,

@@ -130,6 +130,7 @@ impl Agent {
             api_connections: std::sync::OnceLock::new(),
             descriptors,
             targets,
+            tls_dir: checker.tls_dir().clone(),
             config,
         });
         let tasks = TaskTracker::new();

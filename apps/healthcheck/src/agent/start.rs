@@ -214,6 +214,7 @@ pub(super) async fn join_and_bind(
         ),
         targets: targets.clone(),
         max_idle_connections: descriptors.checks_idle,
+        tls_dir: crate::spec::tls_files::TlsDir::new(config.check_tls_dir.clone()),
     })?;
     Ok((api_listener, api_addr, targets, checker))
 }

@@ -10,6 +10,9 @@ const INTERVAL: Duration = Duration::from_secs(1);
 fn params(rise: u32, fall: u32, initial: Status) -> Params {
     Params {
         interval: INTERVAL,
+        settling: crate::schedule::fast_interval(INTERVAL),
+        down: INTERVAL,
+        jitter_percent: 10,
         rise,
         fall,
         initial,
@@ -417,4 +420,74 @@ fn run_all_until(c: &mut CheckCore, until: Instant) -> std::collections::BTreeSe
         }
     }
     n
+}
+
+/// Issue 16 item 2: each state has its interval (settled up, settling,
+/// settled down), and the jitter is the spec's percentage.
+#[test]
+fn each_state_of_the_streak_has_its_interval_and_the_jitter_its_percentage() {
+    let t = Instant::now();
+    let per_state = Params {
+        interval: Duration::from_secs(10),
+        settling: Duration::from_secs(1),
+        down: Duration::from_secs(30),
+        jitter_percent: 0,
+        ..params(2, 2, Status::Up)
+    };
+    let mut c = core("a");
+    c.handle_origin(t, "o", Some(per_state));
+    let mut visible = Some(record("a", Status::Up, 1));
+    let mut gaps: Vec<u64> = Vec::new();
+    let mut last: Option<Instant> = None;
+    // ok (settled up), fail (settling), fail (down), fail (settled down),
+    // ok (settling), ok (up)
+    for outcome in [ok(), failed(), failed(), failed(), ok(), ok(), ok()] {
+        let (at, origin) = run_until(&mut c, t + Duration::from_secs(600))
+            .pop()
+            .expect("due");
+        if let Some(prev) = last {
+            gaps.push((at - prev).as_secs());
+        }
+        last = Some(at);
+        c.handle_result(at, &origin, &outcome, visible.as_ref(), true, 7);
+        for a in actions(&mut c) {
+            if let Action::Write { record, .. } = a {
+                c.handle_written(at, &origin);
+                visible = Some(record);
+            }
+        }
+    }
+    assert_eq!(gaps, vec![10, 1, 30, 30, 1, 10]);
+
+    // Jitter: within ± the percentage, and spread over it.
+    let jittery = Params {
+        jitter_percent: 50,
+        ..per_state
+    };
+    let mut c = core("a");
+    c.handle_origin(t, "o", Some(jittery));
+    let mut at = run_until(&mut c, t + Duration::from_secs(2))
+        .pop()
+        .expect("due")
+        .0;
+    let (mut lo, mut hi) = (Duration::MAX, Duration::ZERO);
+    for _ in 0..200 {
+        c.handle_result(at, "o", &ok(), Some(&record("a", Status::Up, 1)), true, 7);
+        let _ = actions(&mut c);
+        let next = run_until(&mut c, at + Duration::from_secs(60))
+            .pop()
+            .expect("due")
+            .0;
+        lo = lo.min(next - at);
+        hi = hi.max(next - at);
+        at = next;
+    }
+    assert!(
+        lo >= Duration::from_secs(5) && hi <= Duration::from_secs(15),
+        "{lo:?}..{hi:?}"
+    );
+    assert!(
+        lo < Duration::from_secs(6) && hi > Duration::from_secs(14),
+        "{lo:?}..{hi:?}"
+    );
 }

@@ -22,8 +22,15 @@ pub enum Failure {
     Refused,
     /// `status NNN`: a response whose status is not expected.
     Status(u16),
-    /// `tls: <detail>`: the TLS handshake or the certificate failed.
+    /// `tls: <detail>`: the TLS handshake or the certificate failed (or the
+    /// spec's TLS files could not be used).
     Tls(String),
+    /// `header: <detail>`: a header of `expect_headers` is missing or has
+    /// another value.
+    Header(String),
+    /// `body: <detail>`: the body does not match `expect_body` or
+    /// `expect_body_regex`.
+    Body(String),
     /// `connect: <detail>`: the connection failed otherwise (DNS, route,
     /// reset during connect).
     Connect(String),
@@ -44,6 +51,8 @@ impl fmt::Display for Failure {
             Failure::Refused => f.write_str("refused"),
             Failure::Status(code) => write!(f, "status {code}"),
             Failure::Tls(detail) => write!(f, "tls: {detail}"),
+            Failure::Header(detail) => write!(f, "header: {detail}"),
+            Failure::Body(detail) => write!(f, "body: {detail}"),
             Failure::Connect(detail) => write!(f, "connect: {detail}"),
             Failure::Denied(detail) => write!(f, "denied: {detail}"),
             Failure::Io(detail) => write!(f, "io: {detail}"),

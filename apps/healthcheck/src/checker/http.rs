@@ -10,11 +10,12 @@ use tokio::time::{Instant, timeout_at};
 
 use super::{
     CheckOutcome, Checker, MAX_BODY_BYTES,
+    clients::Flavour,
     failure::{Failure, closed_before_answer, short},
     keep_alive::{Admitted, PoolKey},
     target::{Route, Target, host_header, targets},
 };
-use crate::spec::{Kind, OriginSpec};
+use crate::spec::{HttpVersion, Kind, OriginSpec, header_mismatch};
 
 /// One attempt of an HTTP(S) check at one [`Target`].
 enum Attempt {
@@ -68,16 +69,49 @@ impl Checker {
         let https = spec.kind == Kind::Https;
         // Plain HTTP uses one pool whatever `tls_verify` says.
         let tls_verify = spec.tls_verify || !https;
+        let http2 = https && spec.http_version == HttpVersion::Http2;
+        let files = if https {
+            match self.inner.tls_dir.stamp(spec) {
+                Ok(files) => files,
+                Err(e) => return done(Failure::Tls(short(&e.to_string()))),
+            }
+        } else {
+            None
+        };
+        let matcher = match self.body_matcher(spec) {
+            Ok(matcher) => matcher,
+            Err(failure) => return done(failure),
+        };
         let key = PoolKey {
             https,
             endpoint: target.endpoint(),
             tls_verify,
+            http2,
+            files: files.clone(),
         };
         // Held until the connection went back to the pool (or was closed):
         // declared before the response, so dropped after it.
         let admitted = Admitted::acquire(&self.inner.admission, key, Instant::now());
-        let client = self.inner.clients.get(admitted.is_some(), tls_verify);
-        let request = match self.request(client, spec, &target) {
+        let flavour = Flavour {
+            pooled: admitted.is_some(),
+            tls_verify,
+            http2,
+        };
+        let client = match &files {
+            None => self.inner.clients.get(flavour).clone(),
+            Some(stamp) => {
+                let material = || match self.inner.tls_dir.load(spec) {
+                    Ok(Some(material)) => Ok(material),
+                    Ok(None) => Err("the TLS files are gone".to_owned()),
+                    Err(e) => Err(e.to_string()),
+                };
+                match self.inner.clients.with_files(stamp, flavour, material) {
+                    Ok(client) => client,
+                    Err(e) => return done(Failure::Tls(short(&e))),
+                }
+            }
+        };
+        let request = match self.request(&client, spec, &target) {
             Ok(request) => request,
             Err(failure) => return done(failure),
         };
@@ -119,13 +153,28 @@ impl Checker {
         let latency = started.elapsed();
         let code = response.status().as_u16();
         let expected = spec.status_ranges().iter().any(|r| r.contains(code));
-        // Read the body even after an unexpected status, so that the
-        // connection goes back to the pool.
+        let headers = header_mismatch(&spec.expect_headers, |name| {
+            response
+                .headers()
+                .get_all(name)
+                .iter()
+                .map(HeaderValue::as_bytes)
+        });
+        // Read the body even after an unexpected answer, so that the
+        // connection goes back to the pool; keep it if it is to be matched.
+        let mut body = Vec::new();
+        let keep = matcher.is_some() && expected && headers.is_none();
         let drained = timeout_at(deadline, async {
             let mut read = 0;
             while read < MAX_BODY_BYTES {
                 match response.chunk().await? {
-                    Some(chunk) => read += chunk.len(),
+                    Some(chunk) => {
+                        if keep {
+                            let room = MAX_BODY_BYTES - body.len();
+                            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                        }
+                        read += chunk.len();
+                    }
                     None => break,
                 }
             }
@@ -134,11 +183,15 @@ impl Checker {
         .await;
         let failure = if !expected {
             Some(Failure::Status(code))
+        } else if let Some(why) = headers {
+            Some(Failure::Header(short(&why)))
         } else {
             match drained {
                 Err(_elapsed) => Some(Failure::Timeout),
                 Ok(Err(e)) => Some(Failure::classify(&e, false)),
-                Ok(Ok(())) => None,
+                Ok(Ok(())) => matcher
+                    .and_then(|m| m.mismatch(&body))
+                    .map(|why| Failure::Body(short(&why))),
             }
         };
         Attempt::Done(CheckOutcome {
@@ -170,11 +223,11 @@ impl Checker {
         let host = HeaderValue::from_str(&target.host)
             .map_err(|_| Failure::Io(short(&format!("invalid host {:?}", target.host))))?;
         headers.insert(HOST, host);
-        client
-            .request(method, target.url.clone())
-            .headers(headers)
-            .build()
-            .map_err(|e| Failure::classify(&e, false))
+        let mut request = client.request(method, target.url.clone()).headers(headers);
+        if let Some(body) = &spec.request_body {
+            request = request.body(body.clone());
+        }
+        request.build().map_err(|e| Failure::classify(&e, false))
     }
 }
 
@@ -197,7 +250,11 @@ mod tests {
         let checker = Checker::new(CheckerConfig::default()).expect("checker");
         let url = format!("https://localhost:{}/", origin.addr().port());
         for (pooled, tls_verify) in [(true, true), (true, false), (false, true), (false, false)] {
-            let client = checker.inner.clients.get(pooled, tls_verify);
+            let client = checker.inner.clients.get(super::Flavour {
+                pooled,
+                tls_verify,
+                http2: false,
+            });
             let err = client.get(&url).send().await.expect_err("not pinned");
             assert!(err.is_connect(), "{err:?}");
             let failure = crate::checker::Failure::classify(&err, false).to_string();
@@ -212,7 +269,11 @@ mod tests {
         let response = checker
             .inner
             .clients
-            .get(false, false)
+            .get(super::Flavour {
+                pooled: false,
+                tls_verify: false,
+                http2: false,
+            })
             .get(&url)
             .send()
             .await

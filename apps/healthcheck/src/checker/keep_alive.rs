@@ -27,6 +27,7 @@ use std::{
 use tokio::time::Instant;
 
 use super::POOL_IDLE_TIMEOUT;
+use crate::spec::tls_files::TlsStamp;
 
 /// An admitted key unused for this long holds no idle connection any more:
 /// two [`POOL_IDLE_TIMEOUT`]s (expiry, then the sweep that finds it) and a
@@ -34,9 +35,9 @@ use super::POOL_IDLE_TIMEOUT;
 pub(super) const ADMISSION_EXPIRY: Duration =
     Duration::from_secs(2 * POOL_IDLE_TIMEOUT.as_secs() + 5);
 
-/// What identifies a kept-alive connection: which client (scheme and
-/// `tls_verify`) and that client's pool key (the URL's authority). Each key
-/// holds at most one idle connection.
+/// What identifies a kept-alive connection: which client (scheme,
+/// `tls_verify`, HTTP version, TLS files) and that client's pool key (the
+/// URL's authority). Each key holds at most one idle connection.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct PoolKey {
     /// `https` rather than `http`.
@@ -46,6 +47,10 @@ pub(super) struct PoolKey {
     /// The `tls_verify` of the client used: always true for plain HTTP (one
     /// client, one pool, whatever the spec says).
     pub(super) tls_verify: bool,
+    /// The client speaks HTTP/2.
+    pub(super) http2: bool,
+    /// The TLS files of the client, as on disk when it was built.
+    pub(super) files: Option<TlsStamp>,
 }
 
 /// The authority of a check's URL.
@@ -199,6 +204,8 @@ mod tests {
             https: false,
             endpoint: Endpoint::Addr(SocketAddr::from(([127, 0, 0, 1], port))),
             tls_verify: true,
+            http2: false,
+            files: None,
         }
     }
 
@@ -260,6 +267,8 @@ mod tests {
                 port,
             },
             tls_verify,
+            http2: false,
+            files: None,
         };
         let mut a = Admission::new(3);
         assert!(a.acquire(&by_name(443, true), t0));
