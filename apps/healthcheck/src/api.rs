@@ -3,10 +3,12 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /v1/origins` | `[{ "id", "spec", "health" }]`, `health` null until checked |
+//! | `GET /v1/origins` | `[{ "id", "spec", "status", "health", "maintenance" }]`: `status` is `up`, `down`, `unknown` or `maintenance`; `health` null until checked, `maintenance` null unless in force |
 //! | `GET /v1/origins/{id}` | one such object; 404 with a JSON error |
 //! | `PUT /v1/origins/{id}` | a spec body: 201 created / 200 replaced; 400 naming the bad field |
 //! | `DELETE /v1/origins/{id}` | 204; 404 if unknown |
+//! | `PUT /v1/origins/{id}/maintenance` | `{ "reason", "duration_ms" }`: 200 with `{ "reason", "since_ms", "until_ms", "set_by" }`; 400 naming the field; 404 for an unknown origin (see [`crate::maintenance`]) |
+//! | `GET`, `DELETE /v1/origins/{id}/maintenance` | the maintenance in force / 204 ending it; 404 if none |
 //! | `GET /v1/origins/{id}/history` | `{ "id", "transitions": [{ "at_ms", "from", "to", "reason", "by" }] }`, the last 32 this agent saw |
 //! | `GET /v1/events` | Server-Sent Events (see [`crate::api_events`]) |
 //! | `GET /v1/members` | `[{ "id", "gossip_addr", "sync_addr", "state" }]` |
@@ -49,6 +51,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    maintenance::{Maintenance, MaintenanceRequest, Shown},
     node_view::NodeView,
     record::HealthRecord,
     shared::Shared,
@@ -71,8 +74,13 @@ pub struct OriginView {
     pub id: String,
     /// Its spec.
     pub spec: OriginSpec,
-    /// Its visible health record, if any agent has checked it.
+    /// What it shows: `up`, `down`, `unknown` or `maintenance`.
+    pub status: Shown,
+    /// Its visible health record, if any agent has checked it (kept while
+    /// under maintenance: the last verdict before it).
     pub health: Option<HealthRecord>,
+    /// Its maintenance, while in force.
+    pub maintenance: Option<Maintenance>,
 }
 
 /// Serves the API on `listener` until `shutdown`, under the agent's
@@ -96,6 +104,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/events", get(crate::api_events::events))
         .route("/v1/origins/{id}", get(one).put(put).delete(delete))
         .route("/v1/origins/{id}/history", get(history))
+        .route(
+            "/v1/origins/{id}/maintenance",
+            get(get_maintenance)
+                .put(put_maintenance)
+                .delete(end_maintenance),
+        )
         .route("/v1/members", get(members))
         .route("/v1/node", get(node))
         .route("/metrics", get(metrics))
@@ -268,20 +282,80 @@ async fn not_found() -> Response {
 
 fn view(shared: &Shared, id: String, spec: OriginSpec) -> OriginView {
     let health = shared.health(&id);
-    OriginView { id, spec, health }
+    let maintenance = shared.maintenance(&id);
+    OriginView {
+        status: Shown::of(health.as_ref(), maintenance.as_ref()),
+        id,
+        spec,
+        health,
+        maintenance,
+    }
 }
 
 fn build_list(shared: &Shared) -> Vec<OriginView> {
-    let health = shared.all_health();
+    let mut health = shared.all_health();
+    let mut maintenance = shared.all_maintenance();
     shared
         .origins()
         .into_iter()
-        .map(|(id, spec)| OriginView {
-            health: health.get(&id).cloned(),
-            id,
-            spec,
+        .map(|(id, spec)| {
+            let health = health.remove(&id);
+            let maintenance = maintenance.remove(&id);
+            OriginView {
+                status: Shown::of(health.as_ref(), maintenance.as_ref()),
+                id,
+                spec,
+                health,
+                maintenance,
+            }
         })
         .collect()
+}
+
+/// `PUT /v1/origins/{id}/maintenance`: `{"reason": ..., "duration_ms": N}`
+/// puts the origin under maintenance from now (replacing one in force);
+/// answers once durable with the maintenance; 404 for an unknown origin.
+async fn put_maintenance(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let request = match MaintenanceRequest::parse(&body) {
+        Ok(request) => request,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string(), Some(&e.field)),
+    };
+    match shared.put_maintenance(&id, &request).await {
+        Ok(Some(maintenance)) => Json(maintenance).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no origin {id:?}"), None),
+        Err(e) => persist_error(&e),
+    }
+}
+
+/// `DELETE /v1/origins/{id}/maintenance`: ends it now (204); 404 if the
+/// origin is not under maintenance.
+async fn end_maintenance(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    match shared.end_maintenance(&id).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            format!("origin {id:?} is not under maintenance"),
+            None,
+        ),
+        Err(e) => persist_error(&e),
+    }
+}
+
+/// `GET /v1/origins/{id}/maintenance`: the maintenance in force; 404 if
+/// none.
+async fn get_maintenance(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    match shared.maintenance(&id) {
+        Some(maintenance) => Json(maintenance).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("origin {id:?} is not under maintenance"),
+            None,
+        ),
+    }
 }
 
 async fn list(

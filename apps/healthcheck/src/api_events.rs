@@ -1,7 +1,7 @@
 //! `GET /v1/events`: the event log as Server-Sent Events, and the index
 //! header of blocking reads.
 //!
-//! Each event is `event: health|registry|resync|index`, `id: {epoch}-{seq}`
+//! Each event is `event: health|registry|maintenance|resync|index`, `id: {epoch}-{seq}`
 //! and `data:` its JSON (see [`crate::events::EventBody`]). A stream opened
 //! without `Last-Event-ID` starts with an `index` event (the index now: its
 //! id resumes from there). A client that

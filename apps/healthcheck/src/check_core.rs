@@ -146,6 +146,12 @@ pub enum Action {
         /// The record to write.
         record: HealthRecord,
     },
+    /// The maintenance of `origin` has expired and this agent checks it:
+    /// remove the expired entry from the maintenance map (not a newer one).
+    EndMaintenance {
+        /// The origin's id.
+        origin: String,
+    },
 }
 
 /// The core's counters (a copy: see [`CheckCore::stats`]).
@@ -175,6 +181,8 @@ struct Origin {
     checking: bool,
     /// A check asked for is not back yet.
     in_flight: bool,
+    /// Under maintenance until then: not checked.
+    maintenance: Option<Instant>,
 }
 
 /// The check decisions of one agent (see the module docs).
@@ -235,6 +243,7 @@ impl CheckCore {
                         last_write: None,
                         checking: false,
                         in_flight: false,
+                        maintenance: None,
                     },
                 );
                 self.schedule.add(id, first_due(&self.me, id, spread, now));
@@ -279,6 +288,65 @@ impl CheckCore {
         }
     }
 
+    /// Origin `id` is under maintenance until `until` (`Some`), or not
+    /// (`None`: it ended or was never set). While it lasts the origin is
+    /// not checked and no record is written for it; when it ends (here, or
+    /// at `until`) the origin is checked within [`FIRST_CHECK_WITHIN`],
+    /// starting from the visible record, and the stand-ins wait a whole
+    /// patience before they take over (the owner wrote nothing meanwhile).
+    /// At `until` the agent that checks it asks for the expired entry to be
+    /// removed ([`Action::EndMaintenance`]).
+    pub fn handle_maintenance(&mut self, now: Instant, id: &str, until: Option<Instant>) {
+        if !self.origins.contains_key(id) {
+            return;
+        }
+        // An expiry already past is no maintenance; the checker removes it.
+        let until = match until {
+            Some(at) if at <= now => {
+                if self.ownership.decide(id, now).checks() {
+                    self.actions.push_back(Action::EndMaintenance {
+                        origin: id.to_owned(),
+                    });
+                }
+                None
+            }
+            other => other,
+        };
+        let Some(origin) = self.origins.get_mut(id) else {
+            return;
+        };
+        let was = std::mem::replace(&mut origin.maintenance, until);
+        match (was, until) {
+            (None, Some(at)) => {
+                if origin.checking {
+                    origin.checking = false;
+                    self.stats.owned -= 1;
+                }
+                origin.streak = None;
+                origin.last_write = None;
+                // Due when it ends, at the latest.
+                self.schedule.advance(id, at);
+            }
+            (Some(_), None) => {
+                self.ownership.forget(id);
+                let spread = origin.params.interval.min(FIRST_CHECK_WITHIN);
+                self.schedule
+                    .advance(id, first_due(&self.me, id, spread, now));
+            }
+            (Some(_), Some(at)) => {
+                self.schedule.advance(id, at);
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// Whether `origin` is under maintenance (for this core).
+    pub fn in_maintenance(&self, origin: &str) -> bool {
+        self.origins
+            .get(origin)
+            .is_some_and(|o| o.maintenance.is_some())
+    }
+
     /// A record of `origin` written by `writer` arrived at `now` (for the
     /// takeover rule: a higher-ranked agent at work, or a stand-in).
     pub fn handle_record_seen(&mut self, now: Instant, origin: &str, writer: &str) {
@@ -294,7 +362,22 @@ impl CheckCore {
             let Some(origin) = self.origins.get_mut(&id) else {
                 continue; // removed since it was scheduled
             };
+            let mut expired = false;
+            if let Some(until) = origin.maintenance {
+                if now < until {
+                    // Not checked; due again when it ends.
+                    self.schedule.add(&id, until);
+                    continue;
+                }
+                origin.maintenance = None;
+                expired = true;
+                self.ownership.forget(&id);
+            }
             let decision = self.ownership.decide(&id, now);
+            if expired && decision.checks() {
+                self.actions
+                    .push_back(Action::EndMaintenance { origin: id.clone() });
+            }
             if decision.checks() {
                 if matches!(decision, Decision::TakeOver { .. }) && !origin.checking {
                     self.stats.takeovers += 1;
@@ -357,6 +440,11 @@ impl CheckCore {
         };
         origin.in_flight = false;
         let params = origin.params;
+        if origin.maintenance.is_some() {
+            // Put under maintenance while the check ran: nothing to write;
+            // `handle_maintenance` scheduled it.
+            return;
+        }
         // Usurped while the check ran? Then its result is not ours to write.
         if !self.ownership.decide(id, now).checks() {
             if origin.checking {

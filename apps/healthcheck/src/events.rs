@@ -21,6 +21,7 @@ use std::{
 use serde::Serialize;
 
 use crate::{
+    maintenance::Maintenance,
     record::{HealthRecord, Status},
     spec::OriginSpec,
 };
@@ -48,6 +49,14 @@ pub enum EventBody {
         /// Its spec now, `None` once removed (boxed: a spec is large).
         spec: Option<Box<OriginSpec>>,
     },
+    /// An origin's maintenance began or changed (`maintenance` is `Some`),
+    /// or ended (by a `DELETE`, at its expiry, or with the origin).
+    Maintenance {
+        /// The origin.
+        origin: String,
+        /// Its maintenance now, `None` once over.
+        maintenance: Option<Maintenance>,
+    },
     /// Events may have been missed: re-read everything.
     Resync,
     /// The stream starts at `index` (the first event of a stream opened
@@ -64,6 +73,7 @@ impl EventBody {
         match self {
             EventBody::Health { .. } => "health",
             EventBody::Registry { .. } => "registry",
+            EventBody::Maintenance { .. } => "maintenance",
             EventBody::Resync => "resync",
             EventBody::Index { .. } => "index",
         }
@@ -204,6 +214,14 @@ impl EventLog {
         self.push(EventBody::Registry {
             origin: origin.to_owned(),
             spec: spec.map(Box::new),
+        })
+    }
+
+    /// Origin `origin`'s maintenance is now `maintenance` (`None`: over).
+    pub fn maintenance(&mut self, origin: &str, maintenance: Option<Maintenance>) -> Arc<Event> {
+        self.push(EventBody::Maintenance {
+            origin: origin.to_owned(),
+            maintenance,
         })
     }
 

@@ -30,6 +30,7 @@ pub mod fake_origin;
 pub mod fuzzing;
 pub mod keys;
 pub mod list_cache;
+pub mod maintenance;
 pub mod metrics;
 pub mod node_view;
 pub mod ownership;

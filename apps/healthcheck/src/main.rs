@@ -136,6 +136,23 @@ enum OriginsAction {
         /// The origin's id.
         id: String,
     },
+    /// Put an origin under maintenance (not checked, shown `maintenance`)
+    /// for a while, replacing one in force.
+    Maint {
+        /// The origin's id.
+        id: String,
+        /// Why (shown in the API, events, metrics and page).
+        #[arg(long)]
+        reason: String,
+        /// How long, in minutes (it ends by itself then).
+        #[arg(long, default_value_t = 60)]
+        minutes: u64,
+    },
+    /// End an origin's maintenance now: it is checked again within a second.
+    Unmaint {
+        /// The origin's id.
+        id: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -303,16 +320,15 @@ async fn status(client: &ApiClient) -> anyhow::Result<()> {
             "{:<24} {:<24} {:<8} {:<12} {:>8}  {}",
             s(&o["id"]),
             s(&o["spec"]["address"]),
-            if h.is_null() {
-                "unknown".into()
-            } else {
-                s(&h["status"])
-            },
+            s(&o["status"]),
             s(&h["checked_by"]),
             h["latency_ms"]
                 .as_u64()
                 .map_or("-".into(), |l| format!("{l} ms")),
-            s(&h["reason"]),
+            match o["maintenance"]["reason"].as_str() {
+                Some(why) => format!("maintenance: {why}"),
+                None => s(&h["reason"]),
+            },
         );
     }
     Ok(())
@@ -360,6 +376,28 @@ async fn origins(client: &ApiClient, action: OriginsAction) -> anyhow::Result<()
         OriginsAction::Rm { id } => {
             client.delete(&origin_path(&id)).await?;
             println!("{id}: removed");
+        }
+        OriginsAction::Maint {
+            id,
+            reason,
+            minutes,
+        } => {
+            let body = serde_json::json!({
+                "reason": reason,
+                "duration_ms": minutes.saturating_mul(60_000),
+            });
+            let path = format!("{}/maintenance", origin_path(&id));
+            let (_, m) = client.put(&path, &body).await?;
+            println!(
+                "{id}: under maintenance for {minutes} min (until_ms {})",
+                m["until_ms"]
+            );
+        }
+        OriginsAction::Unmaint { id } => {
+            client
+                .delete(&format!("{}/maintenance", origin_path(&id)))
+                .await?;
+            println!("{id}: maintenance ended");
         }
     }
     Ok(())
@@ -410,6 +448,15 @@ fn describe(e: &healthcheck::client::StreamEvent) -> String {
         "registry" => match d["spec"]["address"].as_str() {
             Some(address) => format!("{} registry {} put {address}", e.id, s(&d["origin"])),
             None => format!("{} registry {} removed", e.id, s(&d["origin"])),
+        },
+        "maintenance" => match d["maintenance"]["reason"].as_str() {
+            Some(why) => format!(
+                "{} maintenance {} begins by {} ({why})",
+                e.id,
+                s(&d["origin"]),
+                s(&d["maintenance"]["set_by"])
+            ),
+            None => format!("{} maintenance {} ended", e.id, s(&d["origin"])),
         },
         "index" => format!("{} index {}", e.id, d["index"]),
         other => format!("{} {other} (re-read the origins)", e.id),

@@ -18,7 +18,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{record::Status, snapshot::Snapshot};
+use crate::{maintenance::Shown, record::Status, snapshot::Snapshot};
 
 type Labels = Vec<(String, String)>;
 
@@ -217,20 +217,26 @@ fn descriptors(out: &mut Out<'_>, snapshot: &Snapshot) -> fmt::Result {
 
 /// Registered origins by visible status.
 fn origins(out: &mut Out<'_>, snapshot: &Snapshot) -> fmt::Result {
-    let (mut up, mut down, mut unknown) = (0i64, 0i64, 0i64);
+    let (mut up, mut down, mut unknown, mut maintenance) = (0i64, 0i64, 0i64, 0i64);
     for (id, _) in &snapshot.origins {
-        match snapshot.health.get(id).map(|r| r.status) {
-            Some(Status::Up) => up += 1,
-            Some(Status::Down) => down += 1,
-            _ => unknown += 1,
+        match snapshot.shown(id) {
+            Shown::Up => up += 1,
+            Shown::Down => down += 1,
+            Shown::Unknown => unknown += 1,
+            Shown::Maintenance => maintenance += 1,
         }
     }
     gauge_family(
         out,
         "healthcheck_origins",
-        "Registered origins by visible status",
+        "Registered origins by what they show (maintenance: not checked)",
         "status",
-        &[("up", up), ("down", down), ("unknown", unknown)],
+        &[
+            ("up", up),
+            ("down", down),
+            ("unknown", unknown),
+            ("maintenance", maintenance),
+        ],
     )?;
     Ok(())
 }
@@ -368,10 +374,16 @@ fn per_origin(out: &mut Out<'_>, snapshot: &Snapshot) -> fmt::Result {
     let latency: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>> = Family::default();
     let checked: Family<Labels, Gauge> = Family::default();
     let transitions: Family<Labels, Counter> = Family::default();
+    let in_maintenance: Family<Labels, Gauge> = Family::default();
     for (id, record) in ids {
         let labels = vec![("origin".to_owned(), id.clone())];
+        let maintenance = snapshot.maintenance.contains_key(id);
+        in_maintenance
+            .get_or_create(&labels)
+            .set(i64::from(maintenance));
         if let Some(r) = record {
             let value = match r.status {
+                _ if maintenance => None,
                 Status::Up => Some(1),
                 Status::Down => Some(0),
                 Status::Unknown => None,
@@ -392,8 +404,13 @@ fn per_origin(out: &mut Out<'_>, snapshot: &Snapshot) -> fmt::Result {
     }
     out.register(
         "healthcheck_origin_up",
-        "1 if the origin is up, 0 if down (absent while unknown)",
+        "1 if the origin is up, 0 if down (absent while unknown or under maintenance)",
         up,
+    )?;
+    out.register(
+        "healthcheck_origin_maintenance",
+        "1 while the origin is under maintenance (not checked), else 0",
+        in_maintenance,
     )?;
     out.register(
         "healthcheck_origin_latency_seconds",

@@ -12,7 +12,7 @@
 
 use std::fmt::Write;
 
-use crate::{record::Status, snapshot::Snapshot};
+use crate::{maintenance::Shown, snapshot::Snapshot};
 
 /// Origins per page.
 pub const PAGE_ROWS: usize = 100;
@@ -25,14 +25,15 @@ pub const REFRESH_S: u32 = 5;
 pub struct PageQuery {
     /// Text to find in the id or the address (case-insensitive).
     pub q: String,
-    /// Only origins with this status.
-    pub status: Option<Status>,
+    /// Only origins that show this.
+    pub status: Option<Shown>,
     /// The page, from 0.
     pub page: usize,
 }
 
 impl PageQuery {
-    /// Reads `q`, `status` (`up`, `down`, `unknown`; anything else: all)
+    /// Reads `q`, `status` (`up`, `down`, `unknown`, `maintenance`;
+    /// anything else: all)
     /// and `page` from a URL query; what it cannot read it leaves at the
     /// default.
     pub fn parse(query: Option<&str>) -> Self {
@@ -44,9 +45,10 @@ impl PageQuery {
                 "q" => out.q = value.trim().to_owned(),
                 "status" => {
                     out.status = match value.as_str() {
-                        "up" => Some(Status::Up),
-                        "down" => Some(Status::Down),
-                        "unknown" => Some(Status::Unknown),
+                        "up" => Some(Shown::Up),
+                        "down" => Some(Shown::Down),
+                        "unknown" => Some(Shown::Unknown),
+                        "maintenance" => Some(Shown::Maintenance),
                         _ => None,
                     }
                 }
@@ -124,6 +126,16 @@ fn ago(ms: u64, now: u64) -> String {
     }
 }
 
+/// How long until `ms`, as the page writes it.
+fn until(ms: u64, now: u64) -> String {
+    let s = ms.saturating_sub(now) / 1000;
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        _ => format!("{} h", s / 3600),
+    }
+}
+
 /// A cell cut to its column, whole on hover.
 fn cell(text: &str, class: &str) -> String {
     let t = escape(text);
@@ -137,6 +149,7 @@ white-space:nowrap;overflow:hidden;text-overflow:ellipsis}\
 th{background:#f4f4f4}.id{width:16%}.addr{width:16%}.kind{width:5%}.st{width:7%}\
 .t{width:9%}.by{width:9%}.lat{width:6%}.reason{width:23%}\
 .up{color:#080;font-weight:600}.down{color:#c00;font-weight:600}.unknown{color:#888}\
+.maintenance{color:#36c}\
 .alive{color:#080}.suspect{color:#b70}.note{color:#888;font-size:90%}\
 form{margin:.8em 0}input,select{font:inherit}.members td{width:auto}";
 
@@ -145,17 +158,11 @@ pub fn render(snapshot: &Snapshot, query: &PageQuery) -> String {
     let node = &snapshot.node;
     let now = snapshot.now_ms;
     let mut h = String::with_capacity(64 * 1024);
-    let count = |st: Status| {
+    let count = |st: Shown| {
         snapshot
             .origins
             .iter()
-            .filter(|(id, _)| {
-                snapshot
-                    .health
-                    .get(id)
-                    .map_or(Status::Unknown, |r| r.status)
-                    == st
-            })
+            .filter(|(id, _)| snapshot.shown(id) == st)
             .count()
     };
     let _ = write!(
@@ -164,14 +171,16 @@ pub fn render(snapshot: &Snapshot, query: &PageQuery) -> String {
          <meta http-equiv=refresh content={REFRESH_S}>\
          <title>healthcheck · {id}</title><style>{STYLE}</style></head><body>\
          <h1>healthcheck · {id}</h1><p>{origins} origins: <span class=down>{down} down</span>, \
-         <span class=up>{up} up</span>, <span class=unknown>{unknown} unknown</span>; \
+         <span class=up>{up} up</span>, <span class=unknown>{unknown} unknown</span>, \
+         <span class=maintenance>{maintenance} in maintenance</span>; \
          {owned} checked here; {checks} checks ({failed} failed); {alive} members alive; \
          actor {actor:016x}; up {uptime} s.</p>",
         id = escape(&node.id),
         origins = node.origins,
-        down = count(Status::Down),
-        up = count(Status::Up),
-        unknown = count(Status::Unknown),
+        down = count(Shown::Down),
+        up = count(Shown::Up),
+        unknown = count(Shown::Unknown),
+        maintenance = count(Shown::Maintenance),
         owned = node.owned_origins,
         checks = node.checks_total,
         failed = node.checks_failed,
@@ -212,27 +221,25 @@ fn origins(h: &mut String, snapshot: &Snapshot, query: &PageQuery, now: u64) {
     let mut rows: Vec<_> = snapshot
         .origins
         .iter()
-        .map(|(id, spec)| (id, spec, snapshot.health.get(id)))
-        .filter(|(id, spec, _)| {
+        .map(|(id, spec)| (id, spec, snapshot.health.get(id), snapshot.shown(id)))
+        .filter(|(id, spec, _, _)| {
             needle.is_empty()
                 || id.to_lowercase().contains(&needle)
                 || spec.address.to_lowercase().contains(&needle)
         })
-        .filter(|(_, _, r)| {
-            query
-                .status
-                .is_none_or(|s| r.map_or(Status::Unknown, |r| r.status) == s)
-        })
+        .filter(|(_, _, _, shown)| query.status.is_none_or(|s| *shown == s))
         .collect();
-    // Down first, then unknown, then up; the most recently changed first.
-    let rank = |s: Status| match s {
-        Status::Down => 0,
-        Status::Unknown => 1,
-        Status::Up => 2,
+    // Down first, then unknown, in maintenance, up; the most recently
+    // changed first.
+    let rank = |s: Shown| match s {
+        Shown::Down => 0,
+        Shown::Unknown => 1,
+        Shown::Maintenance => 2,
+        Shown::Up => 3,
     };
-    rows.sort_by_key(|(id, _, r)| {
+    rows.sort_by_key(|(id, _, r, shown)| {
         (
-            rank(r.map_or(Status::Unknown, |r| r.status)),
+            rank(*shown),
             std::cmp::Reverse(r.map_or(0, |r| r.since_ms)),
             (*id).clone(),
         )
@@ -241,20 +248,22 @@ fn origins(h: &mut String, snapshot: &Snapshot, query: &PageQuery, now: u64) {
     let page = query.page.min(pages - 1);
     let first = page * PAGE_ROWS;
     let shown = &rows[first.min(rows.len())..(first + PAGE_ROWS).min(rows.len())];
-    let selected = |s: Option<Status>| if query.status == s { " selected" } else { "" };
+    let selected = |s: Option<Shown>| if query.status == s { " selected" } else { "" };
     let _ = write!(
         h,
         "<h2>Origins</h2><form method=get>\
          <input name=q placeholder=\"id or address\" value=\"{q}\" size=30> \
          <select name=status><option value=\"\"{all}>all</option>\
          <option value=down{down}>down</option><option value=up{up}>up</option>\
-         <option value=unknown{unknown}>unknown</option></select> \
+         <option value=unknown{unknown}>unknown</option>\
+         <option value=maintenance{maintenance}>maintenance</option></select> \
          <button>filter</button></form>",
         q = escape(&query.q),
         all = selected(None),
-        down = selected(Some(Status::Down)),
-        up = selected(Some(Status::Up)),
-        unknown = selected(Some(Status::Unknown)),
+        down = selected(Some(Shown::Down)),
+        up = selected(Some(Shown::Up)),
+        unknown = selected(Some(Shown::Unknown)),
+        maintenance = selected(Some(Shown::Maintenance)),
     );
     pager(h, query, page, pages, first, shown.len(), rows.len());
     h.push_str(
@@ -262,8 +271,18 @@ fn origins(h: &mut String, snapshot: &Snapshot, query: &PageQuery, now: u64) {
          <th class=st>status</th><th class=t>since</th><th class=by>checked by</th>\
          <th class=t>last check</th><th class=lat>latency</th><th class=reason>reason</th></tr>",
     );
-    for (id, spec, r) in shown {
-        let status = r.map_or(Status::Unknown, |r| r.status).as_str();
+    for (id, spec, r, status) in shown {
+        let status = status.as_str();
+        // Under maintenance, the reason column says why and until when.
+        let reason = match snapshot.maintenance.get(*id) {
+            Some(m) => format!(
+                "{} (by {}, ends in {})",
+                m.reason,
+                m.set_by,
+                until(m.until_ms, now)
+            ),
+            None => r.and_then(|r| r.reason.as_deref()).unwrap_or("").to_owned(),
+        };
         let last = match (snapshot.last_checks.get(*id), r) {
             (Some(at), _) => ago(*at, now),
             (None, Some(r)) => format!("{} (record)", ago(r.checked_at_ms, now)),
@@ -281,7 +300,7 @@ fn origins(h: &mut String, snapshot: &Snapshot, query: &PageQuery, now: u64) {
             escape(&last),
             r.and_then(|r| r.latency_ms)
                 .map_or(String::new(), |l| format!("{l} ms")),
-            cell(r.and_then(|r| r.reason.as_deref()).unwrap_or(""), "reason"),
+            cell(&reason, "reason"),
         );
     }
     h.push_str("</table>");
@@ -364,7 +383,7 @@ mod tests {
         let only_down = render(
             &snap,
             &PageQuery {
-                status: Some(Status::Down),
+                status: Some(Shown::Down),
                 ..PageQuery::default()
             },
         );
@@ -400,7 +419,7 @@ mod tests {
     fn a_query_is_read_and_written_back() {
         let q = PageQuery::parse(Some("q=web+1%2Fa&status=down&page=3"));
         assert_eq!(q.q, "web 1/a");
-        assert_eq!(q.status, Some(Status::Down));
+        assert_eq!(q.status, Some(Shown::Down));
         assert_eq!(q.page, 3);
         assert_eq!(q.at(4), "?page=4&q=web%201%2Fa&status=down");
         assert_eq!(PageQuery::parse(None), PageQuery::default());

@@ -23,6 +23,7 @@ use crate::{
     check_core::CheckStats,
     config::AgentConfig,
     list_cache::ListCache,
+    maintenance::{MAINTENANCE, Maintenance, MaintenanceMap, MaintenanceRequest},
     record::HealthRecord,
     registry::{HEALTH, HealthMap, ORIGINS, Registered, Registry, now_ms},
     spec::OriginSpec,
@@ -310,10 +311,99 @@ impl Shared {
             .node
             .write::<Registry, _>(ORIGINS, |m| m.remove(&id.to_owned()).is_some())?;
         if removed {
+            // Its maintenance goes with it (a later origin of that id
+            // starts without).
+            self.node.write::<MaintenanceMap, _>(MAINTENANCE, |m| {
+                if m.contains_key(&id.to_owned()) {
+                    m.remove(&id.to_owned());
+                }
+            })?;
             self.local_registry_change(id);
             self.node.flush().await?;
         }
         Ok(removed)
+    }
+
+    /// Puts origin `id` under maintenance as `request` says, from now, and
+    /// returns it once that is durable; `None` if the origin is not
+    /// registered.
+    ///
+    /// # Errors
+    /// [`PersistError`], as for [`put_origin`](Self::put_origin).
+    pub async fn put_maintenance(
+        &self,
+        id: &str,
+        request: &MaintenanceRequest,
+    ) -> Result<Option<Maintenance>, PersistError> {
+        self.ready().await?;
+        if self.origin(id).is_none() {
+            return Ok(None);
+        }
+        let maintenance = request.at(now_ms(), self.me());
+        let entry = maintenance.clone();
+        self.node.write::<MaintenanceMap, _>(MAINTENANCE, |m| {
+            m.insert(id.to_owned(), entry);
+        })?;
+        self.local_registry_change(id);
+        self.node.flush().await?;
+        Ok(Some(maintenance))
+    }
+
+    /// Ends the maintenance of origin `id` and returns once that is
+    /// durable; `false` if it was not under maintenance (or it had
+    /// expired).
+    ///
+    /// # Errors
+    /// [`PersistError`], as for [`put_origin`](Self::put_origin).
+    pub async fn end_maintenance(&self, id: &str) -> Result<bool, PersistError> {
+        self.ready().await?;
+        let now = now_ms();
+        let ended = self.node.write::<MaintenanceMap, _>(MAINTENANCE, |m| {
+            let key = id.to_owned();
+            let active = m.get(&key).is_some_and(|x| x.active(now));
+            if m.contains_key(&key) {
+                m.remove(&key);
+            }
+            active
+        })?;
+        self.local_registry_change(id);
+        self.node.flush().await?;
+        Ok(ended)
+    }
+
+    /// Removes the maintenance of `id` if it has expired at `now_ms` (the
+    /// checker's clean-up at expiry; a newer maintenance is kept).
+    pub(crate) fn remove_expired_maintenance(&self, id: &str, now_ms: u64) {
+        let _ = self.node.write::<MaintenanceMap, _>(MAINTENANCE, |m| {
+            let key = id.to_owned();
+            if m.get(&key).is_some_and(|x| !x.active(now_ms)) {
+                m.remove(&key);
+            }
+        });
+    }
+
+    /// The maintenance of `id` in force now, if any.
+    pub fn maintenance(&self, id: &str) -> Option<Maintenance> {
+        let now = now_ms();
+        self.node
+            .read::<MaintenanceMap, _>(MAINTENANCE, |m| {
+                m.get(&id.to_owned()).filter(|x| x.active(now)).cloned()
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Every maintenance in force now, by origin.
+    pub fn all_maintenance(&self) -> std::collections::BTreeMap<String, Maintenance> {
+        let now = now_ms();
+        self.node
+            .read::<MaintenanceMap, _>(MAINTENANCE, |m| {
+                m.iter()
+                    .filter(|(_, x)| x.active(now))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Waits (at most the verification bound, plus a margin) for the node

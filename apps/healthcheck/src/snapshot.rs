@@ -8,8 +8,14 @@ use std::collections::BTreeMap;
 use membership::MemberInfo;
 
 use crate::{
-    api_server::ConnectionStats, check_core::CheckStats, descriptors::Budget, node_view::NodeView,
-    record::HealthRecord, shared::Shared, spec::OriginSpec,
+    api_server::ConnectionStats,
+    check_core::CheckStats,
+    descriptors::Budget,
+    maintenance::{Maintenance, Shown},
+    node_view::NodeView,
+    record::HealthRecord,
+    shared::Shared,
+    spec::OriginSpec,
 };
 
 /// The agent's state at one moment, for rendering.
@@ -25,6 +31,8 @@ pub struct Snapshot {
     pub origins: Vec<(String, OriginSpec)>,
     /// Every visible health record.
     pub health: BTreeMap<String, HealthRecord>,
+    /// Every maintenance in force.
+    pub maintenance: BTreeMap<String, Maintenance>,
     /// The API server's connection counters, once it runs.
     pub api_connections: Option<ConnectionStats>,
     /// How the descriptor limit is shared.
@@ -46,6 +54,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// What origin `id` shows.
+    pub fn shown(&self, id: &str) -> Shown {
+        Shown::of(self.health.get(id), self.maintenance.get(id))
+    }
+
     /// Reads `shared` now.
     pub fn of(shared: &Shared) -> Self {
         let origins = shared.origins();
@@ -56,6 +69,7 @@ impl Snapshot {
             members,
             origins,
             health: shared.all_health(),
+            maintenance: shared.all_maintenance(),
             api_connections: shared.api_connections.get().map(|c| c.get()),
             descriptors: shared.descriptors,
             sync_rejections: shared.node().rejections(),
@@ -131,6 +145,7 @@ pub(crate) fn sample(origins: usize, down: &[usize]) -> Snapshot {
         members: Vec::new(),
         origins,
         health,
+        maintenance: BTreeMap::new(),
         api_connections: None,
         descriptors: crate::descriptors::Budget {
             limit: 1024,

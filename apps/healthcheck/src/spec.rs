@@ -474,7 +474,7 @@ pub fn parse_json(body: &[u8]) -> Result<OriginSpec, SpecError> {
 /// The field serde names in "unknown field `x`, expected …", "missing
 /// field `x`" or "duplicate field `x`" (a name may itself hold backticks);
 /// `None` for an empty name.
-fn field_in_message(message: &str) -> Option<String> {
+pub(crate) fn field_in_message(message: &str) -> Option<String> {
     let start = message.find('`')? + 1;
     let rest = &message[start..];
     let end = rest.find("`, expected").or_else(|| rest.rfind('`'))?;

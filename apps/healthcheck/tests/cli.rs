@@ -1,5 +1,6 @@
 //! The command line for daily work against a real agent over real HTTP:
-//! `healthcheck members`, `healthcheck origins get|put|rm` and
+//! `healthcheck members`, `healthcheck origins get|put|rm|maint|unmaint`,
+//! `healthcheck status` and
 //! `healthcheck watch`, with
 //! `--api` and `--token`; refusals exit non-zero with the API's message.
 
@@ -155,6 +156,54 @@ async fn members_and_origins_get_put_rm_from_the_command_line() {
     let out = tokio::task::block_in_place(|| cli.run_with_token(&["members"], None, None));
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("401"), "{}", text(&out.stderr));
+
+    // Maintenance: begun, shown by `status` and `watch`, ended.
+    let out = tokio::task::block_in_place(|| {
+        cli.run(
+            &[
+                "origins",
+                "maint",
+                "web-1",
+                "--reason",
+                "disk swap",
+                "--minutes",
+                "30",
+            ],
+            None,
+        )
+    });
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("web-1: under maintenance for 30 min"),
+        "{}",
+        text(&out.stdout)
+    );
+    let begun = tokio::task::block_in_place(|| {
+        std::iter::from_fn(|| Some(next_line("the maintenance")))
+            .find(|l| l.contains("maintenance web-1"))
+    });
+    assert_eq!(
+        begun
+            .as_deref()
+            .and_then(|l| l.split_once(' '))
+            .map(|(_, l)| l),
+        Some("maintenance web-1 begins by cli-1 (disk swap)")
+    );
+    let out = tokio::task::block_in_place(|| cli.run(&["status"], None));
+    let table = text(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("web-1") && l.contains("maintenance: disk swap")),
+        "{table}"
+    );
+    let out = tokio::task::block_in_place(|| cli.run(&["origins", "unmaint", "web-1"], None));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "web-1: maintenance ended");
+    assert!(agent.shared().maintenance("web-1").is_none());
+    let out = tokio::task::block_in_place(|| cli.run(&["origins", "unmaint", "web-1"], None));
+    assert!(!out.status.success(), "ending it twice is an error");
+    assert!(text(&out.stderr).contains("404"), "{}", text(&out.stderr));
 
     let out = tokio::task::block_in_place(|| cli.run(&["origins", "rm", "web-1"], None));
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -283,6 +283,8 @@ impl Sim {
                             a.core.handle_written(now, &origin);
                         }
                     }
+                    // The simulation puts no origin under maintenance.
+                    Action::EndMaintenance { .. } => {}
                 }
             }
             next_wake = a.core.poll_timeout();

@@ -20,11 +20,18 @@ use tokio::sync::{broadcast, mpsc};
 use crate::{
     check_core::{Action, CheckCore, CheckCoreConfig, Params},
     checker::{CheckOutcome, Checker},
+    maintenance::{MAINTENANCE, MaintenanceMap},
     ownership::OwnershipConfig,
     registry::{HEALTH, HealthMap, ORIGINS, Registry, now_ms},
     shared::Shared,
     spec::OriginSpec,
 };
+
+/// The instant of wall time `until_ms`, seen at `now` (= `wall_ms`); an
+/// expiry in the past is `now`.
+fn until(now: Instant, wall_ms: u64, until_ms: u64) -> Instant {
+    now + Duration::from_millis(until_ms.saturating_sub(wall_ms))
+}
 
 /// A finished check.
 struct Done {
@@ -89,6 +96,14 @@ pub(super) async fn run(
                         .unwrap_or_default();
                     l.sync_keys(keys);
                 }
+                Ok(Event::Changed { replica }) if replica == MAINTENANCE => {
+                    let keys = l
+                        .shared
+                        .node
+                        .take_changes::<MaintenanceMap>(MAINTENANCE)
+                        .unwrap_or_default();
+                    l.sync_keys(keys);
+                }
                 // A peer passed (or failed) the sync handshake: it counts as
                 // live for ownership only once it passed.
                 Ok(Event::PeerVerified(_) | Event::PeerFailed(_)) => l.refresh_members().await,
@@ -124,6 +139,9 @@ impl Loop {
                         continue;
                     };
                     self.spawn_check(origin, spec);
+                }
+                Action::EndMaintenance { origin } => {
+                    self.shared.remove_expired_maintenance(&origin, now_ms());
                 }
                 Action::Write { origin, record } => {
                     let written = self.shared.node.write::<HealthMap, _>(HEALTH, |m| {
@@ -188,7 +206,28 @@ impl Loop {
                     .collect()
             })
             .unwrap_or_default();
-        self.core.handle_registry(Instant::now(), all);
+        let now = Instant::now();
+        self.core.handle_registry(now, all);
+        let wall = now_ms();
+        let maintenance: Vec<(String, u64)> = self
+            .shared
+            .node
+            .read::<MaintenanceMap, _>(MAINTENANCE, |m| {
+                m.iter().map(|(k, v)| (k.clone(), v.until_ms)).collect()
+            })
+            .unwrap_or_default();
+        let mut under: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for (id, until_ms) in maintenance {
+            self.core
+                .handle_maintenance(now, &id, Some(until(now, wall, until_ms)));
+            under.insert(id);
+        }
+        // What lagged may have ended some: the core forgets those.
+        for (id, _) in self.shared.origins() {
+            if !under.contains(&id) {
+                self.core.handle_maintenance(now, &id, None);
+            }
+        }
     }
 
     /// Hands the registry entries `keys` to the core (a registry change):
@@ -210,6 +249,15 @@ impl Loop {
                     .remove(&id);
             }
             self.core.handle_origin(now, &id, params);
+            let until_ms = self
+                .shared
+                .node
+                .read::<MaintenanceMap, _>(MAINTENANCE, |m| m.get(&id).map(|x| x.until_ms))
+                .ok()
+                .flatten();
+            let wall = now_ms();
+            self.core
+                .handle_maintenance(now, &id, until_ms.map(|u| until(now, wall, u)));
         }
     }
 

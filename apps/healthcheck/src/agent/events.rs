@@ -1,5 +1,5 @@
 //! The event feed: a thin driver of [`EventLog`](crate::events::EventLog)
-//! over `sync`'s watch of both replicas. Each changed key is re-read and
+//! over `sync`'s watch of the three replicas. Each changed key is re-read and
 //! handed to the log; what it makes an event is broadcast to
 //! `GET /v1/events`, raises the index (blocking reads) and invalidates the
 //! list cache (a blocking read woken by a change sees it). A lagging watch
@@ -11,17 +11,19 @@ use sync::WatchEvent;
 
 use crate::{
     events::Event,
+    maintenance::{MAINTENANCE, MaintenanceMap},
     registry::{HEALTH, HealthMap, ORIGINS, Registry},
     shared::Shared,
 };
 
 pub(super) async fn run(shared: Arc<Shared>) {
-    let (mut health, mut registry) = match (
+    let (mut health, mut registry, mut maintenance) = match (
         shared.node.watch::<HealthMap>(HEALTH),
         shared.node.watch::<Registry>(ORIGINS),
+        shared.node.watch::<MaintenanceMap>(MAINTENANCE),
     ) {
-        (Ok(h), Ok(r)) => (h, r),
-        (Err(e), _) | (_, Err(e)) => {
+        (Ok(h), Ok(r), Ok(m)) => (h, r, m),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             tracing::error!(error = %sync::error_chain(&e), "no event feed: cannot watch the replicas");
             return;
         }
@@ -45,6 +47,16 @@ pub(super) async fn run(shared: Arc<Shared>) {
                     let mut log = shared.events.lock().unwrap_or_else(|p| p.into_inner());
                     keys.iter()
                         .map(|k| log.registry(k, shared.origin(k)))
+                        .collect()
+                }
+                Some(WatchEvent::Lagged) => resync(&shared),
+                None => return,
+            },
+            next = maintenance.next() => match next {
+                Some(WatchEvent::Changed(keys)) => {
+                    let mut log = shared.events.lock().unwrap_or_else(|p| p.into_inner());
+                    keys.iter()
+                        .map(|k| log.maintenance(k, shared.maintenance(k)))
                         .collect()
                 }
                 Some(WatchEvent::Lagged) => resync(&shared),

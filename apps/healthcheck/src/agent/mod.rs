@@ -37,6 +37,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     config::AgentConfig,
+    maintenance::{MAINTENANCE, MaintenanceMap},
     registry::{HEALTH, HealthMap, ORIGINS, Registry},
     shared::Shared,
 };
@@ -71,6 +72,7 @@ impl Agent {
             .storage(storage)?
             .durable(ORIGINS, Registry::new)?
             .durable(HEALTH, HealthMap::new)?
+            .durable(MAINTENANCE, MaintenanceMap::new)?
             .start(peers.clone())
             .await?;
         let membership = match start_membership(&config, &secrets, &node).await {

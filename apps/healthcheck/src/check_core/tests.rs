@@ -47,23 +47,38 @@ fn actions(c: &mut CheckCore) -> Vec<Action> {
     std::iter::from_fn(|| c.poll_action()).collect()
 }
 
-/// Runs the core's timer up to `until`: returns the origins it asked to
-/// check, and when.
-fn run_until(c: &mut CheckCore, until: Instant) -> Vec<(Instant, String)> {
-    let mut checks = Vec::new();
+/// Runs the core's timer up to `until`, stopping after the first check:
+/// the actions it asked for (checks and ends of maintenance), and when.
+fn run_actions(c: &mut CheckCore, until: Instant) -> Vec<(Instant, Action)> {
+    let mut out = Vec::new();
     while let Some(at) = c.poll_timeout().filter(|at| *at <= until) {
         c.handle_timeout(at);
+        let mut checked = false;
         for a in actions(c) {
             match a {
-                Action::Check { origin } => checks.push((at, origin)),
                 Action::Write { .. } => panic!("a timeout writes nothing"),
+                Action::Check { .. } => checked = true,
+                Action::EndMaintenance { .. } => {}
             }
+            out.push((at, a));
         }
-        if checks.last().is_some_and(|(t, _)| *t == at) {
+        if checked {
             break;
         }
     }
-    checks
+    out
+}
+
+/// Runs the core's timer up to `until`: returns the origins it asked to
+/// check, and when (no maintenance ends on the way).
+fn run_until(c: &mut CheckCore, until: Instant) -> Vec<(Instant, String)> {
+    run_actions(c, until)
+        .into_iter()
+        .map(|(at, a)| match a {
+            Action::Check { origin } => (at, origin),
+            other => panic!("only checks expected, got {other:?}"),
+        })
+        .collect()
 }
 
 fn record(by: &str, status: Status, since_ms: u64) -> HealthRecord {
@@ -490,4 +505,96 @@ fn each_state_of_the_streak_has_its_interval_and_the_jitter_its_percentage() {
         lo < Duration::from_secs(6) && hi > Duration::from_secs(14),
         "{lo:?}..{hi:?}"
     );
+}
+
+/// An owner ("a" alone) that checked "o" once and wrote its verdict.
+fn owner_at_work(t: Instant) -> (CheckCore, Instant) {
+    let mut c = core("a");
+    c.handle_origin(t, "o", Some(params(1, 1, Status::Unknown)));
+    let (at, _) = run_until(&mut c, t + INTERVAL).pop().expect("due");
+    c.handle_result(at, "o", &ok(), None, true, 1);
+    assert!(matches!(c.poll_action(), Some(Action::Write { .. })));
+    (c, at)
+}
+
+#[test]
+fn an_origin_under_maintenance_is_not_checked_and_nothing_is_written() {
+    let t = Instant::now();
+    let (mut c, at) = owner_at_work(t);
+    let hour = Duration::from_secs(3600);
+    // a check in flight when the maintenance begins writes nothing
+    let (due, _) = run_until(&mut c, at + INTERVAL * 2).pop().expect("due");
+    c.handle_maintenance(due, "o", Some(due + hour));
+    assert!(c.in_maintenance("o") && !c.checks("o"));
+    assert_eq!(c.stats().owned, 0);
+    c.handle_result(due, "o", &failed(), None, true, 2);
+    assert!(c.poll_action().is_none(), "a result under maintenance");
+    // an hour passes: no check, no write, no timer before its end
+    assert_eq!(c.poll_timeout(), Some(due + hour));
+    assert!(run_actions(&mut c, due + hour - Duration::from_millis(1)).is_empty());
+}
+
+#[test]
+fn the_end_of_a_maintenance_is_checked_within_a_second() {
+    let t = Instant::now();
+    let (mut c, at) = owner_at_work(t);
+    let long = params(1, 1, Status::Unknown);
+    let long = Params {
+        interval: Duration::from_secs(120),
+        down: Duration::from_secs(120),
+        ..long
+    };
+    c.handle_origin(at, "o", Some(long));
+    c.handle_maintenance(at, "o", Some(at + Duration::from_secs(3600)));
+    // ended by DELETE ten minutes in: checked within a second, however long
+    // its interval
+    let end = at + Duration::from_secs(600);
+    assert!(run_actions(&mut c, end).is_empty());
+    c.handle_maintenance(end, "o", None);
+    assert!(!c.in_maintenance("o"));
+    let checks = run_until(&mut c, end + FIRST_CHECK_WITHIN);
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    assert!(checks[0].0 >= end);
+    // and the check is written again
+    c.handle_result(checks[0].0, "o", &ok(), None, true, 3);
+    assert!(matches!(c.poll_action(), Some(Action::Write { .. })));
+}
+
+#[test]
+fn an_expired_maintenance_ends_by_itself_and_only_the_checker_removes_it() {
+    let t = Instant::now();
+    let r = ranked();
+    let until = t + Duration::from_secs(60);
+    let mut owner = core(&r[0]);
+    owner.handle_live(t, r.clone());
+    owner.handle_origin(t, "o", Some(params(1, 1, Status::Up)));
+    owner.handle_maintenance(t, "o", Some(until));
+    let (_, mut second) = stand_in(t);
+    second.handle_maintenance(t, "o", Some(until));
+    // the owner: at expiry it removes the entry and checks at once
+    let acts = run_actions(&mut owner, until + FIRST_CHECK_WITHIN);
+    let at = acts.first().map(|(at, _)| *at).expect("ended");
+    assert!(at >= until && at <= until + FIRST_CHECK_WITHIN, "{acts:?}");
+    assert!(
+        acts.iter()
+            .any(|(_, a)| matches!(a, Action::EndMaintenance { origin } if origin == "o")),
+        "{acts:?}"
+    );
+    assert!(acts.iter().any(|(_, a)| matches!(a, Action::Check { .. })));
+    assert!(!owner.in_maintenance("o"));
+    // the stand-in: neither removes it nor takes over when it ends (the
+    // owner wrote nothing for an hour), but waits a whole patience
+    let acts = run_actions(&mut second, until + REFRESH);
+    assert!(acts.is_empty(), "{acts:?}");
+    assert!(!second.in_maintenance("o"));
+    // a maintenance that had expired before it was seen: ended at once
+    let mut late = core(&r[0]);
+    late.handle_live(t, r.clone());
+    late.handle_origin(t, "o", Some(params(1, 1, Status::Up)));
+    late.handle_maintenance(until, "o", Some(t));
+    assert!(!late.in_maintenance("o"));
+    assert!(matches!(
+        late.poll_action(),
+        Some(Action::EndMaintenance { .. })
+    ));
 }
