@@ -15,7 +15,13 @@
 #   4. after the heal, every agent's /v1/origins holds the same registry,
 #      including edits made on both sides during the partition;
 #   5. a stop (kill -9) and restart of all agents: each agent, restarted cut
-#      off from the others, serves every registered origin from its own store.
+#      off from the others, serves every registered origin from its own store;
+#   6. a bad route from one vantage point (the traffic between the busiest
+#      agent and the origins dropped): no origin shows down on any agent
+#      (its owner's failing checks are disputed by a second agent);
+#   7. killed origins (one HTTP, one TCP; their listeners closed): down on
+#      every agent, confirmed by a second agent, within the bound L (see
+#      phase 7), and the extra checks that second opinions cost.
 #
 # Run as root:  sudo bash scripts/fault-injection.sh
 # Needs: ip (iproute2), curl, jq, python3; nft (Debian package nftables) for
@@ -32,6 +38,7 @@
 #   PRESET            SWIM timing preset: lan (default), local or wan
 #   INTERVAL_MS       check interval of every origin, default 1000
 #   PARTITION_SECONDS sampling window during the partition, default 10
+#   BAD_ROUTE_SECONDS sampling window of the bad route, default 20
 #   HEAL_TIMEOUT      seconds allowed for the membership to merge after a heal
 #                     (default: 90 for lan, 20 for local, 300 for wan)
 #   FI_NO_NFT=1       do not use nft even if installed (tests the fallback)
@@ -54,6 +61,7 @@ ORIGINS=${ORIGINS:-20}
 PRESET=${PRESET:-lan}
 INTERVAL_MS=${INTERVAL_MS:-1000}
 PARTITION_SECONDS=${PARTITION_SECONDS:-10}
+BAD_ROUTE_SECONDS=${BAD_ROUTE_SECONDS:-20}
 N=5
 SIDE_A=(1 2)
 SIDE_B=(3 4 5)
@@ -312,14 +320,39 @@ class H(http.server.BaseHTTPRequestHandler):
         self.end_headers()
     def log_message(self, *args):
         pass
-for port in range(base, base + count):
+control = sys.argv[4]
+servers = {}
+def serve(port):
     s = http.server.ThreadingHTTPServer((addr, port), H)
     s.daemon_threads = True
+    servers[port] = s
     threading.Thread(target=s.serve_forever, daemon=True).start()
+for port in range(base, base + count):
+    serve(port)
 print("origins ready", flush=True)
-threading.Event().wait()
+# The ports listed in the control file are dead: their listeners closed
+# (connections refused); a port taken off the list listens again.
+import time
+while True:
+    try:
+        with open(control) as f:
+            dead = {int(x) for x in f.read().split()}
+    except (OSError, ValueError):
+        dead = set()
+    for port in list(servers):
+        if port in dead:
+            s = servers.pop(port)
+            s.shutdown()
+            s.server_close()
+            print(f"killed {port}", flush=True)
+    for port in range(base, base + count):
+        if port not in dead and port not in servers:
+            serve(port)
+            print(f"revived {port}", flush=True)
+    time.sleep(0.05)
 EOF
-  ip netns exec "$ONS" python3 "$W/origins.py" "$ORIGIN_IP" "$BASE_PORT" "$count" >"$W/origins.log" 2>&1 &
+  : >"$W/dead-ports"
+  ip netns exec "$ONS" python3 "$W/origins.py" "$ORIGIN_IP" "$BASE_PORT" "$count" "$W/dead-ports" >"$W/origins.log" 2>&1 &
   ORIGIN_PID=$!
   wait_until 20 "origin servers" grep -q "origins ready" "$W/origins.log" ||
     die "origin servers did not start: $(tail -5 "$W/origins.log")"
@@ -784,6 +817,168 @@ else
   log "loss test NOT RUN: $reason; netem is not available in this kernel either"
   row "3. ${LOSS_PERCENT} % loss between agents" "cannot inject loss: $reason" "-" "NOT RUN"
 fi
+
+# --- 6. a bad route from one vantage point -----------------------------------------
+# block_route V / unblock_route V: drop (or let through) the traffic between
+# agent V and the origins, in both directions; the agents' own traffic flows.
+block_route() {
+  if ((USE_NFT)); then
+    ip netns exec "$SW" nft -f - <<EOF
+table bridge vfi_route {
+  chain vfi_fwd { type filter hook forward priority 0; policy accept;
+    iifname "p$1" oifname "po" drop
+    iifname "po" oifname "p$1" drop
+  }
+}
+EOF
+  else
+    ip -n "$(ns "$1")" route add blackhole "$ORIGIN_IP/32"
+  fi
+}
+unblock_route() {
+  if ((USE_NFT)); then
+    ip netns exec "$SW" nft delete table bridge vfi_route
+  else
+    ip -n "$(ns "$1")" route del blackhole "$ORIGIN_IP/32"
+  fi
+}
+# One line per origin: id status checked_by confirmation (its kind, or -).
+confirm_lines() {
+  api "$1" /v1/origins 2>/dev/null | jq -r '.[] |
+    "\(.id) \(.status) \(.health.checked_by // "-") \((.health.confirmation // {}) | keys | .[0] // "-")"' 2>/dev/null
+}
+# metric_sum NAME: the sum over the agents of every sample of NAME.
+metric_sum() {
+  local i total=0 v
+  for i in $(seq 1 $N); do
+    v=$(api "$i" /metrics 2>/dev/null | awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%d", s }')
+    total=$((total + $(num "$v")))
+  done
+  echo "$total"
+}
+checks_now() { metric_sum healthcheck_checks_total; }
+confirm_checks_now() { metric_sum healthcheck_confirm_checks_total; }
+all_plain_up() { # every origin up with no confirmation left, on agent $1
+  local lines
+  lines=$(confirm_lines "$1") || return 1
+  [[ -n $lines ]] && awk '$2 != "up" || $4 != "-" { bad = 1 } END { exit bad }' <<<"$lines"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f %%", 100 * a / b; else print "?" }'; }
+
+EXTRA_BEFORE_CHECKS=$(checks_now)
+EXTRA_BEFORE_CONFIRM=$(confirm_checks_now)
+row "1-4. extra checks of second opinions while only agents failed (kills, partition, loss; information)" \
+  "$EXTRA_BEFORE_CONFIRM confirmer checks for $EXTRA_BEFORE_CHECKS owner checks ($(ratio "$EXTRA_BEFORE_CONFIRM" "$EXTRA_BEFORE_CHECKS"))" "-" "info"
+busiest=1 best=-1
+for i in $(seq 1 $N); do
+  o=$(num "$(owned "$i")")
+  if ((o > best)); then
+    best=$o
+    busiest=$i
+  fi
+done
+bad_name=$(name "$busiest")
+obs=$((busiest % N + 1))
+mapfile -t BAD_OWNED < <(confirm_lines "$obs" | awk -v n="$bad_name" '$3 == n { print $1 }')
+log "bad route: traffic between $bad_name (it checks ${#BAD_OWNED[@]} origins) and the origins dropped, ${BAD_ROUTE_SECONDS}s, sampling every agent's /v1/origins"
+c0=$(checks_now) f0=$(confirm_checks_now)
+if block_route "$busiest"; then
+  t_start=$(now_ms)
+  samples=0 downs=0 first_down=""
+  while (($(now_ms) - t_start < BAD_ROUTE_SECONDS * 1000)); do
+    for i in $(seq 1 $N); do
+      lines=$(confirm_lines "$i") || continue
+      samples=$((samples + 1))
+      d=$(awk '$2 == "down"' <<<"$lines" | wc -l)
+      if ((d > 0)); then
+        downs=$((downs + d))
+        [[ -n $first_down ]] || first_down="$(name "$i") showed $(awk '$2 == "down" { print $1 " (" $4 ")" }' <<<"$lines" | head -3 | paste -sd' ') at +$((($(now_ms) - t_start) / 1000))s"
+      fi
+    done
+    sleep 0.25
+  done
+  disputed=0
+  lines=$(confirm_lines "$obs")
+  for id in "${BAD_OWNED[@]}"; do
+    awk -v id="$id" '$1 == id && $2 == "up" && $4 == "disputed" { f = 1 } END { exit !f }' <<<"$lines" &&
+      disputed=$((disputed + 1))
+  done
+  c1=$(checks_now) f1=$(confirm_checks_now)
+  unblock_route "$busiest" || die "cannot restore the route of $bad_name"
+  row "6. bad route from $bad_name to the origins for ${BAD_ROUTE_SECONDS} s: origins shown down, on any agent" \
+    "$downs in $samples agent-samples (${first_down:-none}); ${disputed} of the ${#BAD_OWNED[@]} origins $bad_name checks disputed (up) at the end" \
+    "0 down; all of them disputed" \
+    "$(verdict test "$downs" -eq 0 -a "${#BAD_OWNED[@]}" -gt 0 -a "$disputed" -eq "${#BAD_OWNED[@]}")"
+  row "6. extra checks during the bad route (information)" \
+    "$((f1 - f0)) confirmer checks for $((c1 - c0)) owner checks ($(ratio $((f1 - f0)) $((c1 - c0))))" "-" "info"
+  t_unblock=$(now_ms)
+  ok=1
+  for i in $(seq 1 $N); do
+    wait_until 30 "$(name "$i"): every origin plain up after the route is back" all_plain_up "$i" || ok=0
+  done
+  if ((ok)); then
+    log "route back: every origin plain up on every agent after $(($(now_ms) - t_unblock)) ms"
+  else
+    row "6. after the route is back" "some origin not plain up within 30 s" "30 s" FAIL
+  fi
+else
+  row "6. bad route from one vantage point" "cannot block the route" "-" FAIL
+fi
+
+# --- 7. killed origins ---------------------------------------------------------------
+# o01 (HTTP) and o03 (TCP): their listeners closed. The bound on "down on
+# every agent": the first failing check within an interval (+10 % jitter),
+# fall - 1 more at the settling interval (interval/4, +10 %), the owner's
+# last check (at most a timeout), then the second opinion: the suspect
+# reaches the confirmer, its check (at most a timeout), the answer comes
+# back, and the down record reaches every agent: three replications of at
+# most a pull interval (1000 ms) each.
+FALL=3 TIMEOUT_MS=$((INTERVAL_MS * 8 / 10)) PULL_MS=1000
+DOWN_BOUND_MS=$((INTERVAL_MS * 11 / 10 + (FALL - 1) * INTERVAL_MS * 11 / 40 + 2 * TIMEOUT_MS + 3 * PULL_MS))
+down_everywhere() { # down_everywhere ID: down and confirmed on every agent
+  local i line
+  for i in $(seq 1 $N); do
+    line=$(confirm_lines "$i" | awk -v id="$1" '$1 == id') || return 1
+    [[ $(awk '{ print $2 "/" $4 }' <<<"$line") == down/confirmed ]] || return 1
+  done
+}
+KILLED=(o01 o03)
+c0=$(checks_now) f0=$(confirm_checks_now)
+printf '%s\n' "$BASE_PORT" "$((BASE_PORT + 2))" >"$W/dead-ports"
+t_kill=$(now_ms)
+log "killed origins ${KILLED[*]} (ports $BASE_PORT, $((BASE_PORT + 2)): listeners closed)"
+declare -A DOWN_AT=()
+while ((${#DOWN_AT[@]} < ${#KILLED[@]})) && (($(now_ms) - t_kill < 30000)); do
+  for id in "${KILLED[@]}"; do
+    [[ -n ${DOWN_AT[$id]:-} ]] && continue
+    down_everywhere "$id" && DOWN_AT[$id]=$(($(now_ms) - t_kill))
+  done
+  sleep 0.1
+done
+c1=$(checks_now) f1=$(confirm_checks_now)
+figures="" worst=0
+for id in "${KILLED[@]}"; do
+  t=${DOWN_AT[$id]:-999999}
+  if ((t == 999999)); then figures+="$id: not down everywhere in 30 s; "; else figures+="$id: $t ms; "; fi
+  ((t > worst)) && worst=$t
+done
+row "7. killed origins (HTTP, TCP): down, confirmed, on all 5 agents after" "${figures%; }" \
+  "$DOWN_BOUND_MS ms (1.1 interval + $((FALL - 1)) x 1.1 settling + 2 timeouts + 3 pulls)" \
+  "$(verdict test "$worst" -le "$DOWN_BOUND_MS")"
+row "7. extra checks while they died (information)" \
+  "$((f1 - f0)) confirmer checks for $((c1 - c0)) owner checks ($(ratio $((f1 - f0)) $((c1 - c0))))" "-" "info"
+# While they stay down, each failing check of their owners asks again (so
+# that a down only the owner sees is lifted): the cost, over 10 s.
+sleep 10
+c2=$(checks_now) f2=$(confirm_checks_now)
+row "7. extra checks while ${#KILLED[@]} of $ORIGINS origins stay dead for 10 s (information)" \
+  "$((f2 - f1)) confirmer checks for $((c2 - c1)) owner checks ($(ratio $((f2 - f1)) $((c2 - c1))))" "-" "info"
+: >"$W/dead-ports"
+ok=1
+for i in $(seq 1 $N); do
+  wait_until 30 "$(name "$i"): every origin plain up after the revival" all_plain_up "$i" || ok=0
+done
+((ok)) || row "7. after the origins are back" "some origin not plain up within 30 s" "30 s" FAIL
 
 # --- 5. full stop and restart -------------------------------------------------------
 before=$(registry_of 1)

@@ -18,12 +18,20 @@
 //!    [`handle_record_seen`](CheckCore::handle_record_seen) (a record by
 //!    some writer arrived), [`handle_result`](CheckCore::handle_result) (a
 //!    check finished), [`handle_written`](CheckCore::handle_written) (a
-//!    record asked for was written), and
+//!    record asked for was written),
+//!    [`handle_maintenance`](CheckCore::handle_maintenance), the second
+//!    opinions of [`crate::confirm`]
+//!    ([`handle_suspect`](CheckCore::handle_suspect): a record names this
+//!    agent as the confirmer;
+//!    [`handle_confirm_result`](CheckCore::handle_confirm_result);
+//!    [`handle_answer`](CheckCore::handle_answer): an answer arrived), and
 //!    [`handle_timeout`](CheckCore::handle_timeout) once
 //!    [`poll_timeout`](CheckCore::poll_timeout) has passed.
 //! 2. After each input, drain [`poll_action`](CheckCore::poll_action): start
 //!    each [`Action::Check`] (its outcome comes back through `handle_result`)
-//!    and write each [`Action::Write`].
+//!    and [`Action::Confirm`] (through `handle_confirm_result`), write each
+//!    [`Action::Write`] and [`Action::Answer`], and remove the expired
+//!    maintenance of each [`Action::EndMaintenance`].
 //! 3. Sleep until [`poll_timeout`](CheckCore::poll_timeout) or the next
 //!    input. [`stats`](CheckCore::stats) is a copy of the counters.
 //!
@@ -34,7 +42,7 @@
 //! the health map; the driver writes to it and reports back).
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeSet, HashMap, VecDeque},
     time::{Duration, Instant},
 };
 
@@ -42,6 +50,7 @@ use rand::{RngExt, SeedableRng, rngs::SmallRng};
 
 use crate::{
     checker::CheckOutcome,
+    confirm::{Answer, Round, Suspect},
     ownership::{Decision, Ownership, OwnershipConfig},
     record::{HealthRecord, Status},
     schedule::{Schedule, Streak, fast_interval, first_due, next_due},
@@ -71,6 +80,11 @@ pub struct Params {
     pub fall: u32,
     /// The verdict before any check, when no record is visible.
     pub initial: Status,
+    /// A check's timeout (the confirmer's check takes at most this long).
+    pub timeout: Duration,
+    /// Whether a down is confirmed by a second agent first (see
+    /// [`crate::confirm`]).
+    pub confirm: bool,
 }
 
 impl From<&OriginSpec> for Params {
@@ -88,6 +102,8 @@ impl From<&OriginSpec> for Params {
             rise: spec.rise,
             fall: spec.fall,
             initial: spec.initial,
+            timeout: Duration::from_millis(spec.timeout_ms),
+            confirm: spec.confirm,
         }
     }
 }
@@ -126,6 +142,12 @@ pub struct CheckCoreConfig {
     pub ownership: OwnershipConfig,
     /// Seed of the jitter of due times.
     pub seed: u64,
+    /// Unique to this start of the agent (random): the rounds it asks for
+    /// a second opinion are told apart from those of its earlier lives.
+    pub round_start: u64,
+    /// How long an owner waits for a confirmer's answer beyond the check's
+    /// timeout (the suspect's and the answer's replication).
+    pub confirm_slack: Duration,
 }
 
 /// What the driver is asked to do.
@@ -152,6 +174,23 @@ pub enum Action {
         /// The origin's id.
         origin: String,
     },
+    /// Check `origin` now as `asker`'s confirmer in `round`; hand its
+    /// outcome to [`handle_confirm_result`](CheckCore::handle_confirm_result).
+    Confirm {
+        /// The origin's id.
+        origin: String,
+        /// The owner that asked.
+        asker: String,
+        /// Its round.
+        round: Round,
+    },
+    /// Write `answer` under `origin` in the confirm map.
+    Answer {
+        /// The origin's id.
+        origin: String,
+        /// The answer.
+        answer: Answer,
+    },
 }
 
 /// The core's counters (a copy: see [`CheckCore::stats`]).
@@ -167,6 +206,18 @@ pub struct CheckStats {
     pub checks_failed: u64,
     /// Records written (reported by [`CheckCore::handle_written`]).
     pub records_written: u64,
+    /// Rounds this agent opened: second opinions asked for.
+    pub rounds: u64,
+    /// Rounds answered with a failure: down, confirmed.
+    pub confirmed: u64,
+    /// Rounds answered with a success: up, disputed.
+    pub disputed: u64,
+    /// Rounds with no answer in time: the owner's verdict stood.
+    pub unanswered: u64,
+    /// Downs written with no other live agent to ask.
+    pub alone: u64,
+    /// Checks this agent ran as a confirmer (the cost of second opinions).
+    pub confirm_checks: u64,
 }
 
 /// One origin's state in the core.
@@ -183,6 +234,15 @@ struct Origin {
     in_flight: bool,
     /// Under maintenance until then: not checked.
     maintenance: Option<Instant>,
+    /// This agent's verdict while it checks the origin (from its streak
+    /// and the rounds' answers).
+    verdict: Option<Verdict>,
+    /// The round open for a second opinion, if any.
+    round: Option<OpenRound>,
+    /// This agent's last check of the origin.
+    last: Option<LastCheck>,
+    /// The last record this agent wrote for it (while it checks it).
+    written: Option<HealthRecord>,
 }
 
 /// The check decisions of one agent (see the module docs).
@@ -196,6 +256,16 @@ pub struct CheckCore {
     actions: VecDeque<Action>,
     rng: SmallRng,
     stats: CheckStats,
+    round_start: u64,
+    next_round: u64,
+    /// Every live agent reads records with a second opinion.
+    confirm_readable: bool,
+    confirm_slack: Duration,
+    /// When open rounds time out (stale entries are skipped).
+    deadlines: BTreeSet<(Instant, String)>,
+    /// Per origin, the last round of each recent asker this agent was
+    /// asked to confirm (at most [`confirm::ASKERS_REMEMBERED`]).
+    answered: HashMap<String, Vec<(String, Round)>>,
 }
 
 impl CheckCore {
@@ -210,6 +280,12 @@ impl CheckCore {
             actions: VecDeque::new(),
             rng: SmallRng::seed_from_u64(config.seed),
             stats: CheckStats::default(),
+            round_start: config.round_start,
+            next_round: 0,
+            confirm_readable: true,
+            confirm_slack: config.confirm_slack,
+            deadlines: BTreeSet::new(),
+            answered: HashMap::new(),
         }
     }
 
@@ -244,6 +320,10 @@ impl CheckCore {
                         checking: false,
                         in_flight: false,
                         maintenance: None,
+                        verdict: None,
+                        round: None,
+                        last: None,
+                        written: None,
                     },
                 );
                 self.schedule.add(id, first_due(&self.me, id, spread, now));
@@ -286,6 +366,7 @@ impl CheckCore {
                 self.schedule.advance(id, now);
             }
         }
+        self.repick_confirmers(now);
     }
 
     /// Origin `id` is under maintenance until `until` (`Some`), or not
@@ -322,8 +403,7 @@ impl CheckCore {
                     origin.checking = false;
                     self.stats.owned -= 1;
                 }
-                origin.streak = None;
-                origin.last_write = None;
+                origin.stop_checking();
                 // Due when it ends, at the latest.
                 self.schedule.advance(id, at);
             }
@@ -358,6 +438,7 @@ impl CheckCore {
     /// next interval (and forgotten by the streaks if this agent just
     /// handed them over).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.expire_rounds(now);
         while let Some(id) = self.schedule.pop_due(now) {
             let Some(origin) = self.origins.get_mut(&id) else {
                 continue; // removed since it was scheduled
@@ -395,8 +476,7 @@ impl CheckCore {
                 if origin.checking {
                     // Handed over: start from the visible record next time.
                     origin.checking = false;
-                    origin.streak = None;
-                    origin.last_write = None;
+                    origin.stop_checking();
                     self.stats.owned -= 1;
                 }
                 // Not checking: look again (at ownership) an interval later.
@@ -451,7 +531,7 @@ impl CheckCore {
                 origin.checking = false;
                 self.stats.owned -= 1;
             }
-            origin.streak = None;
+            origin.stop_checking();
             self.schedule.add(
                 id,
                 params.next_due(now, Status::Up, false, self.rng.random()),
@@ -463,41 +543,104 @@ impl CheckCore {
             .get_or_insert_with(|| Streak::new(visible.map_or(params.initial, |v| v.status)));
         streak.record(outcome.ok, params.rise, params.fall);
         let (status, settling) = (streak.status, streak.settling());
+        // A new streak starts from the visible verdict: a down keeps how it
+        // was reached (confirmed, unconfirmed), anything else is plain.
+        origin
+            .verdict
+            .get_or_insert_with(|| Verdict::from_visible(visible, status));
+        origin.last = Some(LastCheck {
+            checked_at_ms: wall_ms,
+            latency_ms: outcome.latency.map(|l| l.as_millis() as u64),
+            reason: outcome.reason.clone(),
+        });
         if !publish {
             self.schedule
                 .add(id, params.next_due(now, status, true, self.rng.random()));
             return;
         }
-        let ours = visible.is_some_and(|v| v.checked_by == self.me);
-        let differs = visible.is_none_or(|v| v.status != status);
-        let refresh_due = origin
-            .last_write
-            .is_none_or(|t| now.saturating_duration_since(t) >= self.record_refresh);
-        if !ours || differs || refresh_due {
-            let since_ms = match visible {
-                Some(v) if v.status == status => v.since_ms,
-                _ => wall_ms,
-            };
-            let record = HealthRecord {
-                status,
-                checked_by: self.me.clone(),
-                checked_at_ms: wall_ms,
-                since_ms,
-                latency_ms: outcome.latency.map(|l| l.as_millis() as u64),
-                reason: outcome.reason.clone(),
-            };
-            if differs {
-                tracing::info!(origin = %id, status = status.as_str(), reason = ?record.reason, "origin status changed");
+        let mut ask = false;
+        match status {
+            // Rises need no confirmation; the open round is dropped.
+            Status::Up | Status::Unknown => {
+                origin.round = None;
+                origin.verdict = Some(Verdict::plain(status));
             }
-            self.actions.push_back(Action::Write {
-                origin: id.to_owned(),
-                record,
-            });
+            Status::Down if !params.confirm || !self.confirm_readable => {
+                origin.round = None;
+                origin.verdict = Some(Verdict::plain(status));
+            }
+            // Each failing check with no round open asks (again).
+            Status::Down => ask = !outcome.ok && origin.round.is_none(),
         }
+        if ask {
+            self.ask(now, id, wall_ms);
+        }
+        self.write(now, id, visible, wall_ms, true);
         self.schedule.add(
             id,
             params.next_due(now, status, settling, self.rng.random()),
         );
+    }
+
+    /// Asks for a write of this agent's verdict on `id` if it checks it and
+    /// the record differs from `base` (the visible record, else the last one
+    /// this agent wrote): another writer, status, confirmation or suspect;
+    /// or, at a result (`at_result`), if the refresh is due.
+    fn write(
+        &mut self,
+        now: Instant,
+        id: &str,
+        visible: Option<&HealthRecord>,
+        wall_ms: u64,
+        at_result: bool,
+    ) {
+        let Some(origin) = self.origins.get_mut(id) else {
+            return;
+        };
+        let (Some(verdict), Some(last), true) = (&origin.verdict, &origin.last, origin.checking)
+        else {
+            return;
+        };
+        let suspect = origin.round.as_ref().map(|r| Suspect {
+            round: r.round,
+            confirmer: r.confirmer.clone(),
+        });
+        let base = visible.or(origin.written.as_ref());
+        let ours = base.is_some_and(|v| v.checked_by == self.me);
+        let differs = base.is_none_or(|v| {
+            v.status != verdict.status
+                || v.confirmation != verdict.confirmation
+                || v.suspect != suspect
+        });
+        let refresh_due = at_result
+            && origin
+                .last_write
+                .is_none_or(|t| now.saturating_duration_since(t) >= self.record_refresh);
+        if ours && !differs && !refresh_due {
+            return;
+        }
+        let since_ms = match base {
+            Some(v) if v.status == verdict.status => v.since_ms,
+            _ => wall_ms,
+        };
+        let record = HealthRecord {
+            status: verdict.status,
+            checked_by: self.me.clone(),
+            checked_at_ms: last.checked_at_ms,
+            since_ms,
+            latency_ms: last.latency_ms,
+            reason: last.reason.clone(),
+            confirmation: verdict.confirmation.clone(),
+            suspect,
+        };
+        if base.is_none_or(|v| v.status != record.status) {
+            tracing::info!(origin = %id, status = record.status.as_str(), reason = ?record.reason, confirmation = ?record.confirmation, "origin status changed");
+        }
+        origin.written = Some(record.clone());
+        self.actions.push_back(Action::Write {
+            origin: id.to_owned(),
+            record,
+        });
     }
 
     /// The record of `origin` asked for by [`Action::Write`] was written at
@@ -515,9 +658,13 @@ impl CheckCore {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called:
-    /// the earliest due time, `None` while no origin is scheduled.
+    /// the earliest due time or round deadline, `None` while there is none.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        self.schedule.earliest()
+        let deadline = self.deadlines.first().map(|(at, _)| *at);
+        match (self.schedule.earliest(), deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// A copy of the counters.
@@ -546,9 +693,14 @@ impl CheckCore {
         {
             self.stats.owned -= 1;
         }
+        self.answered.remove(id);
         self.ownership.forget(id);
     }
 }
+
+mod confirm;
+
+use confirm::{LastCheck, OpenRound, Verdict};
 
 #[cfg(test)]
 mod tests;

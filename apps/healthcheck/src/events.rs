@@ -14,7 +14,7 @@
 //! replicas (`agent/events.rs`).
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     sync::Arc,
 };
 
@@ -57,6 +57,14 @@ pub enum EventBody {
         /// Its maintenance now, `None` once over.
         maintenance: Option<Maintenance>,
     },
+    /// The owner's checks of an origin fail but its confirmer's passed: the
+    /// record stays up, disputed (one event when it becomes so).
+    Disputed {
+        /// The origin.
+        origin: String,
+        /// The record now.
+        record: HealthRecord,
+    },
     /// Events may have been missed: re-read everything.
     Resync,
     /// The stream starts at `index` (the first event of a stream opened
@@ -74,6 +82,7 @@ impl EventBody {
             EventBody::Health { .. } => "health",
             EventBody::Registry { .. } => "registry",
             EventBody::Maintenance { .. } => "maintenance",
+            EventBody::Disputed { .. } => "disputed",
             EventBody::Resync => "resync",
             EventBody::Index { .. } => "index",
         }
@@ -120,6 +129,8 @@ pub struct EventLog {
     /// Per origin: its last [`HISTORY`] transitions, oldest first, and how
     /// many it has had since this agent started.
     history: HashMap<String, (VecDeque<Transition>, u64)>,
+    /// The origins whose visible record is disputed, as last told.
+    disputed: HashSet<String>,
 }
 
 impl EventLog {
@@ -134,6 +145,7 @@ impl EventLog {
             seq: 0,
             statuses,
             history: HashMap::new(),
+            disputed: HashSet::new(),
         }
     }
 
@@ -186,6 +198,24 @@ impl EventLog {
             to,
             record,
         }))
+    }
+
+    /// Origin `origin`'s record is now `record` (or gone): an event if it
+    /// just became disputed.
+    pub fn disputed(&mut self, origin: &str, record: Option<&HealthRecord>) -> Option<Arc<Event>> {
+        match record.filter(|r| r.disputed()) {
+            Some(r) if self.disputed.insert(origin.to_owned()) => {
+                Some(self.push(EventBody::Disputed {
+                    origin: origin.to_owned(),
+                    record: r.clone(),
+                }))
+            }
+            Some(_) => None,
+            None => {
+                self.disputed.remove(origin);
+                None
+            }
+        }
     }
 
     /// Origin `origin`'s last transitions, oldest first (empty if none).
@@ -282,6 +312,8 @@ mod tests {
             since_ms: 1,
             latency_ms: None,
             reason: None,
+            confirmation: None,
+            suspect: None,
         }
     }
 

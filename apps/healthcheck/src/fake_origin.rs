@@ -132,6 +132,9 @@ struct Shared {
     hits_by: Mutex<BTreeMap<String, u64>>,
     last_request: Mutex<Option<SeenRequest>>,
     answer: Mutex<Option<Answer>>,
+    /// Requests whose `User-Agent` names one of these agents (`(name)`) get
+    /// a 503, whatever the behaviour: a bad vantage point.
+    failing_for: Mutex<Vec<String>>,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked
@@ -151,6 +154,7 @@ impl Shared {
             hits_by: Mutex::new(BTreeMap::new()),
             last_request: Mutex::new(None),
             answer: Mutex::new(None),
+            failing_for: Mutex::new(Vec::new()),
         }
     }
 
@@ -323,6 +327,14 @@ impl FakeOrigin {
     /// What healthy answers hold from now on (`None`: the default, `ok\n`).
     pub fn set_answer(&self, answer: Option<Answer>) {
         *lock(&self.shared.answer) = answer;
+    }
+
+    /// From now on, answers 503 to the checks of the agents named in
+    /// `agents` (by the `(name)` in their `User-Agent`), and as its
+    /// behaviour says to everyone else: what a bad route from one vantage
+    /// point looks like to that agent.
+    pub fn fail_for(&self, agents: &[&str]) {
+        *lock(&self.shared.failing_for) = agents.iter().map(|a| (*a).to_owned()).collect();
     }
 
     /// The last request received, if any.
@@ -550,6 +562,10 @@ async fn answer(
     }
     // Down: the request raced with the listener closing.
     let code = behaviour.status_at(elapsed).unwrap_or(503);
+    let blocked = lock(&shared.failing_for)
+        .iter()
+        .any(|name| agent.contains(&format!("({name})")));
+    let code = if blocked { 503 } else { code };
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     let custom = lock(&shared.answer).clone().filter(|_| status.is_success());
     let body = match &custom {

@@ -20,6 +20,7 @@ pub mod checker;
 pub mod client;
 pub mod compat;
 pub mod config;
+pub mod confirm;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod descriptors;

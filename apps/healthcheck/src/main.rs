@@ -458,6 +458,13 @@ fn describe(e: &healthcheck::client::StreamEvent) -> String {
             ),
             None => format!("{} maintenance {} ended", e.id, s(&d["origin"])),
         },
+        "disputed" => format!(
+            "{} disputed {}: {} sees it down, {} saw it up",
+            e.id,
+            s(&d["origin"]),
+            s(&d["record"]["checked_by"]),
+            s(&d["record"]["confirmation"]["disputed"]["by"])
+        ),
         "index" => format!("{} index {}", e.id, d["index"]),
         other => format!("{} {other} (re-read the origins)", e.id),
     }

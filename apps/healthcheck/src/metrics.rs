@@ -162,6 +162,34 @@ fn checks(out: &mut Out<'_>, snapshot: &Snapshot) -> fmt::Result {
         "Health records written by this agent",
         s.records_written,
     )?;
+    counter(
+        out,
+        "healthcheck_confirm_rounds",
+        "Second opinions this agent asked for (its checks turned an origin down)",
+        s.rounds,
+    )?;
+    let outcomes: Family<Labels, Counter> = Family::default();
+    for (outcome, n) in [
+        ("confirmed", s.confirmed),
+        ("disputed", s.disputed),
+        ("no_answer", s.unanswered),
+        ("alone", s.alone),
+    ] {
+        outcomes
+            .get_or_create(&vec![("outcome".into(), outcome.into())])
+            .inc_by(n);
+    }
+    out.register(
+        "healthcheck_confirm_outcomes",
+        "How this agent's downs were decided: confirmed or disputed by the confirmer, no answer in time, or no other agent to ask",
+        outcomes,
+    )?;
+    counter(
+        out,
+        "healthcheck_confirm_checks",
+        "Checks this agent ran as another agent's confirmer (the extra checks of second opinions)",
+        s.confirm_checks,
+    )?;
     Ok(())
 }
 
@@ -375,6 +403,7 @@ fn per_origin(out: &mut Out<'_>, snapshot: &Snapshot) -> fmt::Result {
     let checked: Family<Labels, Gauge> = Family::default();
     let transitions: Family<Labels, Counter> = Family::default();
     let in_maintenance: Family<Labels, Gauge> = Family::default();
+    let disputed: Family<Labels, Gauge> = Family::default();
     for (id, record) in ids {
         let labels = vec![("origin".to_owned(), id.clone())];
         let maintenance = snapshot.maintenance.contains_key(id);
@@ -382,6 +411,9 @@ fn per_origin(out: &mut Out<'_>, snapshot: &Snapshot) -> fmt::Result {
             .get_or_create(&labels)
             .set(i64::from(maintenance));
         if let Some(r) = record {
+            disputed
+                .get_or_create(&labels)
+                .set(i64::from(r.disputed() && !maintenance));
             let value = match r.status {
                 _ if maintenance => None,
                 Status::Up => Some(1),
@@ -406,6 +438,11 @@ fn per_origin(out: &mut Out<'_>, snapshot: &Snapshot) -> fmt::Result {
         "healthcheck_origin_up",
         "1 if the origin is up, 0 if down (absent while unknown or under maintenance)",
         up,
+    )?;
+    out.register(
+        "healthcheck_origin_disputed",
+        "1 while the origin's owner sees it down but its confirmer saw it up (the record stays up), else 0",
+        disputed,
     )?;
     out.register(
         "healthcheck_origin_maintenance",

@@ -12,7 +12,11 @@
 
 use std::fmt::Write;
 
-use crate::{maintenance::Shown, snapshot::Snapshot};
+use crate::{
+    confirm::{Confirmation, Unconfirmed},
+    maintenance::Shown,
+    snapshot::Snapshot,
+};
 
 /// Origins per page.
 pub const PAGE_ROWS: usize = 100;
@@ -281,7 +285,24 @@ fn origins(h: &mut String, snapshot: &Snapshot, query: &PageQuery, now: u64) {
                 m.set_by,
                 until(m.until_ms, now)
             ),
-            None => r.and_then(|r| r.reason.as_deref()).unwrap_or("").to_owned(),
+            None => {
+                let reason = r.and_then(|r| r.reason.as_deref()).unwrap_or("");
+                // How a second opinion went, after the owner's reason.
+                match r.and_then(|r| r.confirmation.as_ref()) {
+                    Some(Confirmation::Disputed { by }) => {
+                        format!("disputed: {by} saw it up; {reason}")
+                    }
+                    Some(Confirmation::Confirmed { by }) => format!("{reason} (confirmed by {by})"),
+                    Some(Confirmation::Unconfirmed { why }) => format!(
+                        "{reason} ({})",
+                        match why {
+                            Unconfirmed::NoAnswer => "unconfirmed: no answer",
+                            Unconfirmed::Alone => "unconfirmed: alone",
+                        }
+                    ),
+                    None => reason.to_owned(),
+                }
+            }
         };
         let last = match (snapshot.last_checks.get(*id), r) {
             (Some(at), _) => ago(*at, now),
@@ -342,7 +363,7 @@ fn pager(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::sample;
+    use crate::{record::Status, snapshot::sample};
 
     #[test]
     fn ten_thousand_origins_make_one_page_of_rows_down_ones_first() {
@@ -413,6 +434,30 @@ mod tests {
             "a page past the end is the last"
         );
         assert!(last.contains("← previous") && !last.contains("next →"));
+    }
+
+    #[test]
+    fn a_second_opinion_is_shown_with_the_reason() {
+        let mut snap = sample(3, &[1]);
+        if let Some(r) = snap.health.get_mut("o0000") {
+            r.reason = Some("timeout".into());
+            r.confirmation = Some(Confirmation::Disputed { by: "hc-2".into() });
+        }
+        if let Some(r) = snap.health.get_mut("o0001") {
+            r.reason = Some("refused".into());
+            r.confirmation = Some(Confirmation::Confirmed { by: "hc-3".into() });
+        }
+        if let Some(r) = snap.health.get_mut("o0002") {
+            r.status = Status::Down;
+            r.reason = Some("refused".into());
+            r.confirmation = Some(Confirmation::Unconfirmed {
+                why: Unconfirmed::NoAnswer,
+            });
+        }
+        let html = render(&snap, &PageQuery::default());
+        assert!(html.contains("disputed: hc-2 saw it up; timeout"), "{html}");
+        assert!(html.contains("refused (confirmed by hc-3)"));
+        assert!(html.contains("refused (unconfirmed: no answer)"));
     }
 
     #[test]

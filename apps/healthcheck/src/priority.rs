@@ -40,6 +40,8 @@ mod tests {
             since_ms: 1,
             latency_ms: Some(3),
             reason: None,
+            confirmation: None,
+            suspect: None,
         }
     }
 

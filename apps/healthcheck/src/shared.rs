@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     check_core::CheckStats,
     config::AgentConfig,
+    confirm::{CONFIRM, ConfirmMap},
     list_cache::ListCache,
     maintenance::{MAINTENANCE, Maintenance, MaintenanceMap, MaintenanceRequest},
     record::HealthRecord,
@@ -314,6 +315,12 @@ impl Shared {
             // Its maintenance goes with it (a later origin of that id
             // starts without).
             self.node.write::<MaintenanceMap, _>(MAINTENANCE, |m| {
+                if m.contains_key(&id.to_owned()) {
+                    m.remove(&id.to_owned());
+                }
+            })?;
+            // And so does its last second opinion.
+            self.node.write::<ConfirmMap, _>(CONFIRM, |m| {
                 if m.contains_key(&id.to_owned()) {
                     m.remove(&id.to_owned());
                 }

@@ -121,6 +121,8 @@ pub(crate) fn sample(origins: usize, down: &[usize]) -> Snapshot {
                 since_ms: 1,
                 latency_ms: Some(12),
                 reason: None,
+                confirmation: None,
+                suspect: None,
             };
             (id.clone(), record)
         })

@@ -253,6 +253,11 @@ pub struct OriginSpec {
     /// a file name in the agent's `checks.tls_dir`.
     #[serde(default)]
     pub tls_client_key: Option<String>,
+    /// Confirm a down with a second agent's check before the record says
+    /// so (default `true`; see [`crate::confirm`]). With one agent, or
+    /// `false`, the owner's streak alone decides.
+    #[serde(default = "default_true")]
+    pub confirm: bool,
 }
 
 crate::compat_serialize!(OriginSpec {
@@ -272,6 +277,7 @@ crate::compat_serialize!(OriginSpec {
         tls_ca if Option::is_none,
         tls_client_cert if Option::is_none,
         tls_client_key if Option::is_none,
+        confirm if |c: &bool| *c,
     ]
 });
 
@@ -527,6 +533,7 @@ impl OriginSpec {
             tls_ca: None,
             tls_client_cert: None,
             tls_client_key: None,
+            confirm: true,
         }
     }
 

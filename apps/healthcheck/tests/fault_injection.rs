@@ -86,6 +86,7 @@ fn agents_survive_kills_partitions_loss_and_restarts() {
         .env("LOSS_SECONDS", env_or("LOSS_SECONDS", "20"))
         .env("KILL_ROUNDS", env_or("KILL_ROUNDS", "2"))
         .env("PARTITION_SECONDS", env_or("PARTITION_SECONDS", "6"))
+        .env("BAD_ROUTE_SECONDS", env_or("BAD_ROUTE_SECONDS", "10"))
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)

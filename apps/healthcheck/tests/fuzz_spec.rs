@@ -121,7 +121,7 @@ fn valid_spec() -> impl Strategy<Value = OriginSpec> {
             ]),
             prop::collection::btree_map("X-[a-z0-9_-]{1,10}", "[!-~]{1,12}", 0..3),
         ),
-        (any::<bool>(), file.clone(), file),
+        (any::<bool>(), file.clone(), file, any::<bool>()),
     );
     (
         (address, kind, path, method, host, headers),
@@ -142,7 +142,7 @@ fn valid_spec() -> impl Strategy<Value = OriginSpec> {
                 (
                     (settling_interval_ms, down_interval_ms, jitter_percent),
                     (request_body, expect_body, expect_body_regex, expect_headers),
-                    (http2, ca, client),
+                    (http2, ca, client, confirm),
                 ),
             )| {
                 let http = kind != Kind::Tcp;
@@ -180,6 +180,7 @@ fn valid_spec() -> impl Strategy<Value = OriginSpec> {
                     tls_ca: ca.filter(|_| https && tls_verify),
                     tls_client_key: client.clone().filter(|_| https).map(|c| format!("{c}.key")),
                     tls_client_cert: client.filter(|_| https),
+                    confirm,
                 }
             },
         )

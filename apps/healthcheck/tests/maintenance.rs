@@ -6,10 +6,9 @@
 //! are bounded polls of observable state; the only sleeps are the windows
 //! in which "no check" is measured.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+mod support;
+
+use std::time::{Duration, Instant};
 
 use healthcheck::{
     agent::Agent,
@@ -19,6 +18,7 @@ use healthcheck::{
     testing::{LIMIT, cluster, fast_config, start_seeded},
 };
 use serde_json::{Value, json};
+use support::sse::{events_of, follow};
 use testkit::{TempDir, wait::until};
 
 const INTERVAL: Duration = Duration::from_millis(300);
@@ -35,36 +35,6 @@ fn has_entry(agent: &Agent, id: &str) -> bool {
         .node()
         .read::<MaintenanceMap, _>(MAINTENANCE, |m| m.contains_key(&id.to_owned()))
         .unwrap_or(false)
-}
-
-/// The text of `GET /v1/events` on `url`, read as it arrives.
-fn follow(url: String) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let sink = text.clone();
-    tokio::spawn(async move {
-        let Ok(mut r) = reqwest::get(url).await else {
-            return;
-        };
-        while let Ok(Some(chunk)) = r.chunk().await {
-            if let Ok(mut t) = sink.lock() {
-                t.push_str(&String::from_utf8_lossy(&chunk));
-            }
-        }
-    });
-    text
-}
-
-/// The data of the events of `kind` in an SSE text.
-fn events_of(text: &Mutex<String>, kind: &str) -> Vec<Value> {
-    let text = text.lock().map(|t| t.clone()).unwrap_or_default();
-    text.split("\n\n")
-        .filter(|e| e.lines().any(|l| l == format!("event: {kind}")))
-        .filter_map(|e| {
-            e.lines()
-                .find_map(|l| l.strip_prefix("data: "))
-                .and_then(|d| serde_json::from_str(d).ok())
-        })
-        .collect()
 }
 
 async fn get(url: String) -> (u16, String) {

@@ -101,6 +101,9 @@ const PARAMS: Params = Params {
     rise: 1,
     fall: 1,
     initial: Status::Up,
+    timeout: Duration::from_millis(500),
+    // On, as by default: every check here succeeds, so no round opens.
+    confirm: true,
 };
 
 /// Every simulated check succeeds at once.
@@ -283,8 +286,11 @@ impl Sim {
                             a.core.handle_written(now, &origin);
                         }
                     }
-                    // The simulation puts no origin under maintenance.
-                    Action::EndMaintenance { .. } => {}
+                    // The simulation puts no origin under maintenance, and
+                    // its checks never fail (no second opinion is asked).
+                    Action::EndMaintenance { .. }
+                    | Action::Confirm { .. }
+                    | Action::Answer { .. } => {}
                 }
             }
             next_wake = a.core.poll_timeout();
@@ -439,6 +445,8 @@ fn main() {
                 since_ms: 0,
                 latency_ms: Some(1),
                 reason: None,
+                confirmation: None,
+                suspect: None,
             },
         );
     }
@@ -471,6 +479,8 @@ fn main() {
             me: name(i),
             ownership,
             seed: rng.random(),
+            round_start: rng.random(),
+            confirm_slack: Duration::from_secs(1),
         });
         core.handle_live(base, names.clone());
         // The whole registry at once, as at an agent's start: first checks
@@ -571,6 +581,8 @@ fn main() {
                 since_ms: at_ms,
                 latency_ms: None,
                 reason: Some("simulated".into()),
+                confirmation: None,
+                suspect: None,
             };
             let _ = a
                 .engine

@@ -20,6 +20,10 @@ use tokio::sync::{broadcast, mpsc};
 use crate::{
     check_core::{Action, CheckCore, CheckCoreConfig, Params},
     checker::{CheckOutcome, Checker},
+    confirm::{
+        AgentFormat, Answer, CONFIRM, ConfirmMap, FORMATS, FormatMap, RECORD_FORMAT, Round,
+        Suspect, all_read_confirmations,
+    },
     maintenance::{MAINTENANCE, MaintenanceMap},
     ownership::OwnershipConfig,
     registry::{HEALTH, HealthMap, ORIGINS, Registry, now_ms},
@@ -33,13 +37,29 @@ fn until(now: Instant, wall_ms: u64, until_ms: u64) -> Instant {
     now + Duration::from_millis(until_ms.saturating_sub(wall_ms))
 }
 
-/// A finished check.
+/// A finished check: the owner's, or a confirmer's (`confirm`: for which
+/// asker and round).
 struct Done {
     origin: String,
     outcome: CheckOutcome,
+    confirm: Option<(String, Round)>,
+}
+
+/// How long an owner waits for a confirmer's answer beyond the check's
+/// timeout: the suspect travels to the confirmer and the answer back, each
+/// by a notify and a pull (milliseconds on a LAN), or by the periodic pull
+/// at worst; plus a margin for a busy agent.
+fn confirm_slack(pull_interval: Duration) -> Duration {
+    2 * pull_interval + Duration::from_secs(1)
 }
 
 struct Loop {
+    /// The node had caught up with its peers when last looked at: only
+    /// then does this agent answer requests for a second opinion (as it
+    /// writes records only then).
+    caught_up: bool,
+    /// The members not down (alive or suspect): who may receive records.
+    members: Vec<String>,
     shared: Arc<Shared>,
     checker: Checker,
     core: CheckCore,
@@ -60,8 +80,12 @@ pub(super) async fn run(
             record_refresh: shared.config.record_refresh,
         },
         seed: rand::random(),
+        round_start: rand::random(),
+        confirm_slack: confirm_slack(shared.config.pull_interval),
     });
     let mut l = Loop {
+        caught_up: false,
+        members: Vec::new(),
         shared,
         checker,
         core,
@@ -96,6 +120,8 @@ pub(super) async fn run(
                         .unwrap_or_default();
                     l.sync_keys(keys);
                 }
+                Ok(Event::Changed { replica }) if replica == CONFIRM => l.observe_answers(),
+                Ok(Event::Changed { replica }) if replica == FORMATS => l.check_formats(),
                 Ok(Event::Changed { replica }) if replica == MAINTENANCE => {
                     let keys = l
                         .shared
@@ -110,6 +136,7 @@ pub(super) async fn run(
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     l.observe_health();
+                    l.observe_answers();
                     l.sync_registry();
                     l.refresh_members().await;
                 }
@@ -121,6 +148,13 @@ pub(super) async fn run(
                 );
                 l.sync_keys(keys);
             }
+        }
+        if !l.caught_up && l.shared.node.is_caught_up() {
+            // Suspects that arrived before are answered now, and the others
+            // learn that this agent reads second opinions.
+            l.caught_up = true;
+            l.announce_format();
+            l.observe_suspects(None);
         }
         l.core.handle_timeout(Instant::now());
         l.drain();
@@ -138,7 +172,22 @@ impl Loop {
                         self.core.handle_origin(Instant::now(), &origin, None);
                         continue;
                     };
-                    self.spawn_check(origin, spec);
+                    self.spawn(origin, spec, None);
+                }
+                Action::Confirm {
+                    origin,
+                    asker,
+                    round,
+                } => {
+                    let Some(spec) = self.shared.origin(&origin) else {
+                        continue;
+                    };
+                    self.spawn(origin, spec, Some((asker, round)));
+                }
+                Action::Answer { origin, answer } => {
+                    let _ = self.shared.node.write::<ConfirmMap, _>(CONFIRM, |m| {
+                        m.insert(origin, answer);
+                    });
                 }
                 Action::EndMaintenance { origin } => {
                     self.shared.remove_expired_maintenance(&origin, now_ms());
@@ -156,12 +205,18 @@ impl Loop {
         self.shared.publish_check_stats(self.core.stats());
     }
 
-    fn spawn_check(&self, origin: String, spec: OriginSpec) {
+    fn spawn(&self, origin: String, spec: OriginSpec, confirm: Option<(String, Round)>) {
         let checker = self.checker.clone();
         let results = self.results.clone();
         tokio::spawn(async move {
             let outcome = checker.check(&spec).await;
-            let _ = results.send(Done { origin, outcome }).await;
+            let _ = results
+                .send(Done {
+                    origin,
+                    outcome,
+                    confirm,
+                })
+                .await;
         });
     }
 
@@ -188,11 +243,48 @@ impl Loop {
             .collect();
         let all = m.all_members();
         drop(guard);
+        // Every member not down may receive this agent's records.
+        self.members = all
+            .iter()
+            .filter(|x| x.state != membership::MemberState::Down)
+            .map(|x| x.id.0.clone())
+            .collect();
         self.core.handle_live(Instant::now(), live);
+        self.check_formats();
         match self.shared.members_view.write() {
             Ok(mut v) => *v = all,
             Err(p) => *p.into_inner() = all,
         }
+    }
+
+    /// Tells the core whether every live agent reads records with a second
+    /// opinion.
+    fn check_formats(&mut self) {
+        let _ = self.shared.node.take_changes::<FormatMap>(FORMATS);
+        let me = self.shared.me();
+        let members = self.members.iter().map(String::as_str).filter(|n| *n != me);
+        let readable = self
+            .shared
+            .node
+            .read::<FormatMap, _>(FORMATS, |m| all_read_confirmations(m, members))
+            .unwrap_or(false);
+        self.core.set_confirm_readable(readable);
+    }
+
+    /// Writes this agent's record format, unless it is there already.
+    fn announce_format(&mut self) {
+        let me = self.shared.me().to_owned();
+        let _ = self.shared.node.write::<FormatMap, _>(FORMATS, |m| {
+            if m.get(&me).is_none_or(|f| f.record != RECORD_FORMAT) {
+                m.insert(
+                    me.clone(),
+                    AgentFormat {
+                        record: RECORD_FORMAT,
+                        since_ms: now_ms(),
+                    },
+                );
+            }
+        });
     }
 
     /// Hands the whole registry to the core.
@@ -261,7 +353,8 @@ impl Loop {
         }
     }
 
-    /// Tells the core who wrote the health records that just changed.
+    /// Tells the core who wrote the health records that just changed, and
+    /// which of them (any sibling) ask this agent for a second opinion.
     fn observe_health(&mut self) {
         let Ok(keys) = self.shared.node.take_changes::<HealthMap>(HEALTH) else {
             return;
@@ -291,6 +384,88 @@ impl Loop {
                 self.core.handle_record_seen(now, &origin, &writer);
             }
         }
+        if self.caught_up {
+            self.observe_suspects(Some(&keys));
+        }
+    }
+
+    /// Hands the core the suspects naming this agent as the confirmer in
+    /// any sibling of the records of `keys` (`None`: of every origin).
+    fn observe_suspects(&mut self, keys: Option<&[String]>) {
+        let me = self.shared.me().to_owned();
+        let asks: Vec<(String, String, Suspect)> = self
+            .shared
+            .node
+            .read::<HealthMap, _>(HEALTH, |m| {
+                let suspects = |k: &String| {
+                    m.siblings(k)
+                        .iter()
+                        .filter_map(|s| s.value.as_ref())
+                        .filter_map(|r| {
+                            r.suspect
+                                .as_ref()
+                                .filter(|s| s.confirmer == me)
+                                .map(|s| (k.clone(), r.checked_by.clone(), s.clone()))
+                        })
+                        .collect::<Vec<_>>()
+                };
+                match keys {
+                    Some(keys) => keys.iter().flat_map(suspects).collect(),
+                    None => m.keys().flat_map(suspects).collect(),
+                }
+            })
+            .unwrap_or_default();
+        for (origin, asker, suspect) in asks {
+            let answered = self.answered(&origin, &asker, suspect.round);
+            self.core
+                .handle_suspect(&origin, &asker, &suspect, answered);
+        }
+    }
+
+    /// Whether an answer of this agent to `asker`'s `round` for `origin` is
+    /// in the confirm map already.
+    fn answered(&self, origin: &str, asker: &str, round: Round) -> bool {
+        let me = self.shared.me();
+        self.shared
+            .node
+            .read::<ConfirmMap, _>(CONFIRM, |m| {
+                m.siblings(&origin.to_owned()).iter().any(|s| {
+                    s.value
+                        .as_ref()
+                        .is_some_and(|a| a.by == me && a.asker == asker && a.round == round)
+                })
+            })
+            .unwrap_or(false)
+    }
+
+    /// Hands the answers that just changed (every sibling) to the core.
+    fn observe_answers(&mut self) {
+        let Ok(keys) = self.shared.node.take_changes::<ConfirmMap>(CONFIRM) else {
+            return;
+        };
+        let me = self.shared.me().to_owned();
+        let answers: Vec<(String, Answer)> = self
+            .shared
+            .node
+            .read::<ConfirmMap, _>(CONFIRM, |m| {
+                keys.iter()
+                    .flat_map(|k| {
+                        m.siblings(k)
+                            .iter()
+                            .filter_map(|s| s.value.as_ref())
+                            .filter(|a| a.asker == me)
+                            .map(|a| (k.clone(), a.clone()))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let now = Instant::now();
+        for (origin, answer) in answers {
+            let visible = self.shared.health(&origin);
+            self.core
+                .handle_answer(now, &origin, &answer, visible.as_ref());
+        }
     }
 
     /// Another live member has this agent's name: if it answers a sync
@@ -319,7 +494,16 @@ impl Loop {
     /// Hands a finished check to the core, with the record visible now and
     /// whether the node may publish (it has caught up with its peers).
     fn finish(&mut self, done: Done) {
-        let Done { origin, outcome } = done;
+        let Done {
+            origin,
+            outcome,
+            confirm,
+        } = done;
+        if let Some((asker, round)) = confirm {
+            self.core
+                .handle_confirm_result(&origin, &asker, round, &outcome, now_ms());
+            return;
+        }
         let visible = self.shared.health(&origin);
         let publish = self.shared.node.is_caught_up();
         let wall_ms = now_ms();

@@ -36,7 +36,11 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 Some(WatchEvent::Changed(keys)) => {
                     let mut log = shared.events.lock().unwrap_or_else(|p| p.into_inner());
                     keys.iter()
-                        .filter_map(|k| log.health(k, shared.health(k)))
+                        .flat_map(|k| {
+                            let record = shared.health(k);
+                            let disputed = log.disputed(k, record.as_ref());
+                            log.health(k, record).into_iter().chain(disputed)
+                        })
                         .collect()
                 }
                 Some(WatchEvent::Lagged) => resync(&shared),

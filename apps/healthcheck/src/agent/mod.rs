@@ -37,6 +37,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     config::AgentConfig,
+    confirm::{CONFIRM, ConfirmMap, FORMATS, FormatMap},
     maintenance::{MAINTENANCE, MaintenanceMap},
     registry::{HEALTH, HealthMap, ORIGINS, Registry},
     shared::Shared,
@@ -73,6 +74,8 @@ impl Agent {
             .durable(ORIGINS, Registry::new)?
             .durable(HEALTH, HealthMap::new)?
             .durable(MAINTENANCE, MaintenanceMap::new)?
+            .durable(CONFIRM, ConfirmMap::new)?
+            .durable(FORMATS, FormatMap::new)?
             .start(peers.clone())
             .await?;
         let membership = match start_membership(&config, &secrets, &node).await {

@@ -6,6 +6,8 @@ use crate::rendezvous;
 const REFRESH: Duration = Duration::from_secs(10);
 const GRACE: Duration = Duration::from_secs(2);
 const INTERVAL: Duration = Duration::from_secs(1);
+const TIMEOUT: Duration = Duration::from_millis(500);
+const SLACK: Duration = Duration::from_secs(2);
 
 fn params(rise: u32, fall: u32, initial: Status) -> Params {
     Params {
@@ -16,6 +18,8 @@ fn params(rise: u32, fall: u32, initial: Status) -> Params {
         rise,
         fall,
         initial,
+        timeout: TIMEOUT,
+        confirm: true,
     }
 }
 
@@ -27,6 +31,8 @@ fn core(me: &str) -> CheckCore {
             record_refresh: REFRESH,
         },
         seed: 7,
+        round_start: 11,
+        confirm_slack: SLACK,
     })
 }
 
@@ -58,7 +64,7 @@ fn run_actions(c: &mut CheckCore, until: Instant) -> Vec<(Instant, Action)> {
             match a {
                 Action::Write { .. } => panic!("a timeout writes nothing"),
                 Action::Check { .. } => checked = true,
-                Action::EndMaintenance { .. } => {}
+                Action::EndMaintenance { .. } | Action::Confirm { .. } | Action::Answer { .. } => {}
             }
             out.push((at, a));
         }
@@ -89,6 +95,8 @@ fn record(by: &str, status: Status, since_ms: u64) -> HealthRecord {
         since_ms,
         latency_ms: None,
         reason: None,
+        confirmation: None,
+        suspect: None,
     }
 }
 
@@ -598,3 +606,5 @@ fn an_expired_maintenance_ends_by_itself_and_only_the_checker_removes_it() {
         Some(Action::EndMaintenance { .. })
     ));
 }
+
+mod confirm;

@@ -1,0 +1,3 @@
+//! What the agent tests share.
+
+pub(crate) mod sse;
