@@ -39,6 +39,9 @@
 #   INTERVAL_MS       check interval of every origin, default 1000
 #   PARTITION_SECONDS sampling window during the partition, default 10
 #   BAD_ROUTE_SECONDS sampling window of the bad route, default 20
+#   CONFIRM           1 (default): origins confirm a down with a second agent;
+#                     0: "confirm": false in every spec (for comparison: phase
+#                     6 then shows what one bad route does, and fails)
 #   HEAL_TIMEOUT      seconds allowed for the membership to merge after a heal
 #                     (default: 90 for lan, 20 for local, 300 for wan)
 #   FI_NO_NFT=1       do not use nft even if installed (tests the fallback)
@@ -219,6 +222,18 @@ node_field() { api "$1" /v1/node 2>/dev/null | jq -r ".$2" 2>/dev/null; }
 # The registry as an agent serves it, canonical: one line per origin.
 registry_of() { api "$1" /v1/origins 2>/dev/null | jq -cS 'map({id, spec}) | sort_by(.id) | .[]' 2>/dev/null; }
 registry_ids() { registry_of "$1" | jq -r .id | paste -sd,; }
+# The agent that checks the most origins (the first of them).
+busiest_agent() {
+  local i o best=-1 busiest=1
+  for i in $(seq 1 $N); do
+    o=$(num "$(owned "$i")")
+    if ((o > best)); then
+      best=$o
+      busiest=$i
+    fi
+  done
+  echo "$busiest"
+}
 sum_owned() {
   local s=0 i o
   for i in "$@"; do
@@ -416,10 +431,12 @@ kill_agent() {
 ORIGIN_IDS=()
 spec_of() { # spec_of K: the JSON spec of origin number K (1-based)
   local k=$1 port=$((BASE_PORT + $1 - 1))
+  local confirm=true
+  [[ ${CONFIRM:-1} == 0 ]] && confirm=false
   if ((k % 3 == 0)); then
-    echo "{\"address\":\"$ORIGIN_IP:$port\",\"kind\":\"tcp\",\"interval_ms\":$INTERVAL_MS,\"timeout_ms\":$((INTERVAL_MS * 8 / 10))}"
+    echo "{\"address\":\"$ORIGIN_IP:$port\",\"kind\":\"tcp\",\"interval_ms\":$INTERVAL_MS,\"timeout_ms\":$((INTERVAL_MS * 8 / 10)),\"confirm\":$confirm}"
   else
-    echo "{\"address\":\"$ORIGIN_IP:$port\",\"path\":\"/healthz\",\"interval_ms\":$INTERVAL_MS,\"timeout_ms\":$((INTERVAL_MS * 8 / 10))}"
+    echo "{\"address\":\"$ORIGIN_IP:$port\",\"path\":\"/healthz\",\"interval_ms\":$INTERVAL_MS,\"timeout_ms\":$((INTERVAL_MS * 8 / 10)),\"confirm\":$confirm}"
   fi
 }
 put_origin() { # put_origin AGENT ID SPEC
@@ -651,14 +668,7 @@ for i in $(seq 1 $N); do log "  $(name "$i") checks $(owned "$i") origins"; done
 
 # --- 1. kill -9 ------------------------------------------------------------
 victims=()
-busiest=1 best=-1
-for i in $(seq 1 $N); do
-  o=$(num "$(owned "$i")")
-  if ((o > best)); then
-    best=$o
-    busiest=$i
-  fi
-done
+busiest=$(busiest_agent)
 victims+=("$busiest")
 for i in $(seq 1 $N); do [[ $i == "$busiest" ]] || victims+=("$i"); done
 for r in $(seq 1 "$KILL_ROUNDS"); do
@@ -869,14 +879,7 @@ EXTRA_BEFORE_CHECKS=$(checks_now)
 EXTRA_BEFORE_CONFIRM=$(confirm_checks_now)
 row "1-4. extra checks of second opinions while only agents failed (kills, partition, loss; information)" \
   "$EXTRA_BEFORE_CONFIRM confirmer checks for $EXTRA_BEFORE_CHECKS owner checks ($(ratio "$EXTRA_BEFORE_CONFIRM" "$EXTRA_BEFORE_CHECKS"))" "-" "info"
-busiest=1 best=-1
-for i in $(seq 1 $N); do
-  o=$(num "$(owned "$i")")
-  if ((o > best)); then
-    best=$o
-    busiest=$i
-  fi
-done
+busiest=$(busiest_agent)
 bad_name=$(name "$busiest")
 obs=$((busiest % N + 1))
 mapfile -t BAD_OWNED < <(confirm_lines "$obs" | awk -v n="$bad_name" '$3 == n { print $1 }')
@@ -935,11 +938,12 @@ fi
 # most a pull interval (1000 ms) each.
 FALL=3 TIMEOUT_MS=$((INTERVAL_MS * 8 / 10)) PULL_MS=1000
 DOWN_BOUND_MS=$((INTERVAL_MS * 11 / 10 + (FALL - 1) * INTERVAL_MS * 11 / 40 + 2 * TIMEOUT_MS + 3 * PULL_MS))
-down_everywhere() { # down_everywhere ID: down and confirmed on every agent
-  local i line
+down_everywhere() { # down_everywhere ID: down and confirmed (CONFIRM=0: down) on every agent
+  local i line want=down/confirmed
+  [[ ${CONFIRM:-1} == 0 ]] && want=down/-
   for i in $(seq 1 $N); do
     line=$(confirm_lines "$i" | awk -v id="$1" '$1 == id') || return 1
-    [[ $(awk '{ print $2 "/" $4 }' <<<"$line") == down/confirmed ]] || return 1
+    [[ $(awk '{ print $2 "/" $4 }' <<<"$line") == "$want" ]] || return 1
   done
 }
 KILLED=(o01 o03)
@@ -962,7 +966,9 @@ for id in "${KILLED[@]}"; do
   if ((t == 999999)); then figures+="$id: not down everywhere in 30 s; "; else figures+="$id: $t ms; "; fi
   ((t > worst)) && worst=$t
 done
-row "7. killed origins (HTTP, TCP): down, confirmed, on all 5 agents after" "${figures%; }" \
+what="down, confirmed,"
+[[ ${CONFIRM:-1} == 0 ]] && what="down (CONFIRM=0)"
+row "7. killed origins (HTTP, TCP): $what on all 5 agents after" "${figures%; }" \
   "$DOWN_BOUND_MS ms (1.1 interval + $((FALL - 1)) x 1.1 settling + 2 timeouts + 3 pulls)" \
   "$(verdict test "$worst" -le "$DOWN_BOUND_MS")"
 row "7. extra checks while they died (information)" \

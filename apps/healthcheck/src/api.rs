@@ -280,16 +280,26 @@ async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such route", None)
 }
 
-fn view(shared: &Shared, id: String, spec: OriginSpec) -> OriginView {
-    let health = shared.health(&id);
-    let maintenance = shared.maintenance(&id);
-    OriginView {
-        status: Shown::of(health.as_ref(), maintenance.as_ref()),
-        id,
-        spec,
-        health,
-        maintenance,
+impl OriginView {
+    fn new(
+        id: String,
+        spec: OriginSpec,
+        health: Option<HealthRecord>,
+        maintenance: Option<Maintenance>,
+    ) -> Self {
+        OriginView {
+            status: Shown::of(health.as_ref(), maintenance.as_ref()),
+            id,
+            spec,
+            health,
+            maintenance,
+        }
     }
+}
+
+fn view(shared: &Shared, id: String, spec: OriginSpec) -> OriginView {
+    let (health, maintenance) = (shared.health(&id), shared.maintenance(&id));
+    OriginView::new(id, spec, health, maintenance)
 }
 
 fn build_list(shared: &Shared) -> Vec<OriginView> {
@@ -299,15 +309,8 @@ fn build_list(shared: &Shared) -> Vec<OriginView> {
         .origins()
         .into_iter()
         .map(|(id, spec)| {
-            let health = health.remove(&id);
-            let maintenance = maintenance.remove(&id);
-            OriginView {
-                status: Shown::of(health.as_ref(), maintenance.as_ref()),
-                id,
-                spec,
-                health,
-                maintenance,
-            }
+            let (h, m) = (health.remove(&id), maintenance.remove(&id));
+            OriginView::new(id, spec, h, m)
         })
         .collect()
 }

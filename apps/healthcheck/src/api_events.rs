@@ -1,8 +1,8 @@
 //! `GET /v1/events`: the event log as Server-Sent Events, and the index
 //! header of blocking reads.
 //!
-//! Each event is `event: health|registry|maintenance|resync|index`, `id: {epoch}-{seq}`
-//! and `data:` its JSON (see [`crate::events::EventBody`]). A stream opened
+//! Each event is `event: health|registry|maintenance|disputed|resync|index`,
+//! `id: {epoch}-{seq}` and `data:` its JSON (see [`crate::events::EventBody`]). A stream opened
 //! without `Last-Event-ID` starts with an `index` event (the index now: its
 //! id resumes from there). A client that
 //! reconnects with `Last-Event-ID` gets every event after it if the log

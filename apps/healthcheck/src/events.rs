@@ -359,6 +359,25 @@ mod tests {
     }
 
     #[test]
+    fn a_record_that_becomes_disputed_is_one_event() {
+        let mut log = EventLog::new(7, 10, HashMap::new());
+        let mut r = record(Status::Up);
+        assert!(log.disputed("a", Some(&r)).is_none(), "plain up");
+        r.confirmation = Some(crate::record::Confirmation::Disputed { by: "hc-2".into() });
+        let e = log.disputed("a", Some(&r)).expect("became disputed");
+        assert_eq!(e.body.kind(), "disputed");
+        assert!(
+            log.disputed("a", Some(&r)).is_none(),
+            "still disputed: no event"
+        );
+        r.confirmation = None;
+        assert!(log.disputed("a", Some(&r)).is_none());
+        r.confirmation = Some(crate::record::Confirmation::Disputed { by: "hc-2".into() });
+        assert!(log.disputed("a", Some(&r)).is_some(), "disputed again");
+        assert!(log.disputed("a", None).is_none(), "removed");
+    }
+
+    #[test]
     fn each_origin_keeps_its_last_transitions_until_it_is_removed() {
         let mut log = EventLog::new(7, 10, HashMap::new());
         for i in 0..(HISTORY + 5) {

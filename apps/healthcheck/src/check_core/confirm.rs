@@ -90,6 +90,23 @@ impl Origin {
         self.round = None;
         self.written = None;
     }
+
+    /// The owner's down stands without a second opinion (`why`); a verdict
+    /// already down is kept as it is. Whether it changed.
+    fn stands(&mut self, why: Unconfirmed) -> bool {
+        if self
+            .verdict
+            .as_ref()
+            .is_some_and(|v| v.status == Status::Down)
+        {
+            return false;
+        }
+        self.verdict = Some(Verdict {
+            status: Status::Down,
+            confirmation: Some(Confirmation::Unconfirmed { why }),
+        });
+        true
+    }
 }
 
 impl CheckCore {
@@ -120,17 +137,7 @@ impl CheckCore {
         };
         let Some(confirmer) = confirmer else {
             // Alone: the owner's verdict stands.
-            if origin
-                .verdict
-                .as_ref()
-                .is_none_or(|v| v.status != Status::Down)
-            {
-                origin.verdict = Some(Verdict {
-                    status: Status::Down,
-                    confirmation: Some(Confirmation::Unconfirmed {
-                        why: Unconfirmed::Alone,
-                    }),
-                });
+            if origin.stands(Unconfirmed::Alone) {
                 self.stats.alone += 1;
             }
             return;
@@ -170,18 +177,7 @@ impl CheckCore {
                 continue;
             };
             self.stats.unanswered += 1;
-            if origin
-                .verdict
-                .as_ref()
-                .is_none_or(|v| v.status != Status::Down)
-            {
-                origin.verdict = Some(Verdict {
-                    status: Status::Down,
-                    confirmation: Some(Confirmation::Unconfirmed {
-                        why: Unconfirmed::NoAnswer,
-                    }),
-                });
-            }
+            origin.stands(Unconfirmed::NoAnswer);
             tracing::info!(origin = %id, confirmer = %open.confirmer, "no answer from the confirmer in time");
             self.write(now, &id, None, open.wall_at(now), false);
         }
