@@ -202,6 +202,27 @@ impl CheckOutcome {
 /// A spec's (`expect_body`, `expect_body_regex`).
 type MatcherKey = (Option<String>, Option<String>);
 
+/// Why a check runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Purpose {
+    /// This agent's own check of an origin it checks.
+    #[default]
+    Own,
+    /// A second opinion asked for by the origin's owner
+    /// ([`crate::confirm`]).
+    Confirm,
+}
+
+/// The `User-Agent` of a second opinion: `ua` with `; second opinion` in
+/// its last parenthesis (`agent/1 (hc-2)` → `agent/1 (hc-2; second
+/// opinion)`), or appended as one.
+pub fn second_opinion(ua: &str) -> String {
+    match ua.strip_suffix(')') {
+        Some(head) if head.contains('(') => format!("{head}; second opinion)"),
+        _ => format!("{ua} (second opinion)"),
+    }
+}
+
 /// What the clones of a [`Checker`] share.
 #[derive(Debug)]
 struct Inner {
@@ -209,6 +230,8 @@ struct Inner {
     max_concurrency: usize,
     max_idle_connections: usize,
     user_agent: HeaderValue,
+    /// The `User-Agent` of a second opinion's checks.
+    confirm_user_agent: HeaderValue,
     targets: Arc<TargetPolicy>,
     /// Names pinned to judged addresses by the HTTPS checks in flight: the
     /// resolver of `clients`.
@@ -236,6 +259,8 @@ impl Checker {
         }
         let user_agent = HeaderValue::from_str(&config.user_agent)
             .map_err(|_| CheckerError::InvalidUserAgent(config.user_agent.clone()))?;
+        let confirm_user_agent = HeaderValue::from_str(&second_opinion(&config.user_agent))
+            .map_err(|_| CheckerError::InvalidUserAgent(config.user_agent.clone()))?;
         let pins = Arc::new(PinTable::new(Arc::clone(&config.targets)));
         let clients = Clients::new(&pins).map_err(CheckerError::Client)?;
         Ok(Checker {
@@ -244,6 +269,7 @@ impl Checker {
                 max_concurrency: config.max_concurrency,
                 max_idle_connections: config.max_idle_connections,
                 user_agent,
+                confirm_user_agent,
                 targets: config.targets,
                 pins,
                 clients,
@@ -265,6 +291,13 @@ impl Checker {
     /// panics; a spec that cannot be sent (invalid method or header) fails
     /// with `io: …`. Cancel-safe: dropping the future gives the turn back.
     pub async fn check(&self, spec: &OriginSpec) -> CheckOutcome {
+        self.check_for(spec, Purpose::Own).await
+    }
+
+    /// Checks `spec` once, as [`check`](Checker::check), for `purpose`: a
+    /// second opinion's HTTP request says so in its `User-Agent` (`(name;
+    /// second opinion)`), so that origin logs and tests tell it apart.
+    pub async fn check_for(&self, spec: &OriginSpec, purpose: Purpose) -> CheckOutcome {
         let Ok(_permit) = self.inner.permits.acquire().await else {
             // The semaphore is never closed.
             return CheckOutcome::failed(None, None, Failure::Io("checker closed".into()));
@@ -273,7 +306,7 @@ impl Checker {
         let deadline = started + Duration::from_millis(spec.timeout_ms);
         match spec.kind {
             Kind::Tcp => self.check_tcp(spec, started, deadline).await,
-            Kind::Http | Kind::Https => self.check_http(spec, started, deadline).await,
+            Kind::Http | Kind::Https => self.check_http(spec, purpose, started, deadline).await,
         }
     }
 
@@ -388,6 +421,15 @@ impl Checker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_opinion_says_so_in_the_user_agent() {
+        assert_eq!(
+            second_opinion("vantage-healthcheck/0.1.0 (hc-2)"),
+            "vantage-healthcheck/0.1.0 (hc-2; second opinion)"
+        );
+        assert_eq!(second_opinion("probe/1"), "probe/1 (second opinion)");
+    }
 
     #[test]
     fn the_descriptor_budget_is_checks_plus_idle_connections() {

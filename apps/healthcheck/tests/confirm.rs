@@ -130,6 +130,13 @@ async fn one_bad_vantage_point_disputes_a_down_and_a_real_death_is_confirmed() {
         .expect("confirmer");
     let s = owner_agent.shared().check_stats();
     assert!(s.disputed >= 3 && s.confirmed == 0, "{s:?}");
+    // The origin can tell a second opinion from a check of the confirmer's own.
+    let marked = format!("({confirmer}; second opinion)");
+    assert!(
+        origin.hits_by().keys().any(|ua| ua.ends_with(&marked)),
+        "{:?}",
+        origin.hits_by()
+    );
     assert!(confirmer_agent.shared().check_stats().confirm_checks >= 3);
 
     // The origin really dies: down on every agent, confirmed, within

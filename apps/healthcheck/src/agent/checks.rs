@@ -19,7 +19,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::{
     check_core::{Action, CheckCore, CheckCoreConfig, Params},
-    checker::{CheckOutcome, Checker},
+    checker::{CheckOutcome, Checker, Purpose},
     confirm::{
         AgentFormat, Answer, CONFIRM, ConfirmMap, FORMATS, FormatMap, RECORD_FORMAT, Round,
         Suspect, all_read_confirmations,
@@ -209,7 +209,12 @@ impl Loop {
         let checker = self.checker.clone();
         let results = self.results.clone();
         tokio::spawn(async move {
-            let outcome = checker.check(&spec).await;
+            let purpose = if confirm.is_some() {
+                Purpose::Confirm
+            } else {
+                Purpose::Own
+            };
+            let outcome = checker.check_for(&spec, purpose).await;
             let _ = results
                 .send(Done {
                     origin,

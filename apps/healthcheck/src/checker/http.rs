@@ -9,7 +9,7 @@ use reqwest::{
 use tokio::time::{Instant, timeout_at};
 
 use super::{
-    CheckOutcome, Checker, MAX_BODY_BYTES,
+    CheckOutcome, Checker, MAX_BODY_BYTES, Purpose,
     clients::Flavour,
     failure::{Failure, closed_before_answer, short},
     keep_alive::{Admitted, PoolKey},
@@ -31,6 +31,7 @@ impl Checker {
     pub(super) async fn check_http(
         &self,
         spec: &OriginSpec,
+        purpose: Purpose,
         started: Instant,
         deadline: Instant,
     ) -> CheckOutcome {
@@ -48,7 +49,7 @@ impl Checker {
         };
         let mut last = None;
         for target in targets {
-            match self.attempt(spec, target, started, deadline).await {
+            match self.attempt(spec, purpose, target, started, deadline).await {
                 Attempt::Done(outcome) => return outcome,
                 Attempt::Unreachable(failure) => last = Some(failure),
             }
@@ -61,6 +62,7 @@ impl Checker {
     async fn attempt(
         &self,
         spec: &OriginSpec,
+        purpose: Purpose,
         target: Target,
         started: Instant,
         deadline: Instant,
@@ -111,7 +113,7 @@ impl Checker {
                 }
             }
         };
-        let request = match self.request(&client, spec, &target) {
+        let request = match self.request(&client, spec, purpose, &target) {
             Ok(request) => request,
             Err(failure) => return done(failure),
         };
@@ -208,6 +210,7 @@ impl Checker {
         &self,
         client: &Client,
         spec: &OriginSpec,
+        purpose: Purpose,
         target: &Target,
     ) -> Result<reqwest::Request, Failure> {
         let method = Method::from_bytes(spec.method.as_bytes())
@@ -219,7 +222,11 @@ impl Checker {
             let value = HeaderValue::from_str(value).map_err(|_| invalid())?;
             headers.insert(name, value);
         }
-        headers.insert(USER_AGENT, self.inner.user_agent.clone());
+        let user_agent = match purpose {
+            Purpose::Own => &self.inner.user_agent,
+            Purpose::Confirm => &self.inner.confirm_user_agent,
+        };
+        headers.insert(USER_AGENT, user_agent.clone());
         let host = HeaderValue::from_str(&target.host)
             .map_err(|_| Failure::Io(short(&format!("invalid host {:?}", target.host))))?;
         headers.insert(HOST, host);
