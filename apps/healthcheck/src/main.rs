@@ -325,9 +325,13 @@ async fn status(client: &ApiClient) -> anyhow::Result<()> {
             h["latency_ms"]
                 .as_u64()
                 .map_or("-".into(), |l| format!("{l} ms")),
-            match o["maintenance"]["reason"].as_str() {
-                Some(why) => format!("maintenance: {why}"),
-                None => s(&h["reason"]),
+            match (
+                o["maintenance"]["reason"].as_str(),
+                h["confirmation"]["disputed"]["by"].as_str(),
+            ) {
+                (Some(why), _) => format!("maintenance: {why}"),
+                (None, Some(by)) => format!("disputed: {by} saw it up; {}", s(&h["reason"])),
+                (None, None) => s(&h["reason"]),
             },
         );
     }

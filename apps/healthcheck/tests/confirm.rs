@@ -130,6 +130,21 @@ async fn one_bad_vantage_point_disputes_a_down_and_a_real_death_is_confirmed() {
         .expect("confirmer");
     let s = owner_agent.shared().check_stats();
     assert!(s.disputed >= 3 && s.confirmed == 0, "{s:?}");
+    // `healthcheck status` says so too.
+    let out = tokio::task::block_in_place(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_healthcheck"))
+            .args(["status", "--api", &api(&agents[1])])
+            .env_remove("HEALTHCHECK_TOKEN")
+            .output()
+            .expect("healthcheck status")
+    });
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.lines().any(|l| l.starts_with("web-1")
+            && l.contains(" up ")
+            && l.contains(&format!("disputed: {confirmer} saw it up"))),
+        "{table}"
+    );
     // The origin can tell a second opinion from a check of the confirmer's own.
     let marked = format!("({confirmer}; second opinion)");
     assert!(
