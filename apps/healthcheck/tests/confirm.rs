@@ -16,7 +16,7 @@ use healthcheck::{
     agent::Agent,
     confirm::Confirmation,
     fake_origin::{Behaviour, FakeOrigin},
-    record::Status,
+    record::{HealthRecord, Status},
     rendezvous,
     testing::{LIMIT, cluster},
 };
@@ -32,11 +32,19 @@ fn api(agent: &Agent) -> String {
     format!("http://{}", agent.api_addr())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_bad_vantage_point_disputes_a_down_and_a_real_death_is_confirmed() {
-    let base = TempDir::new("confirm");
-    let agents = cluster(3, "cf", &base).await;
-    let origin = FakeOrigin::start(Behaviour::Healthy).await.expect("origin");
+/// Waits until every agent's record of web-1 satisfies `ok`.
+async fn all_show(agents: &[Agent], what: &str, ok: impl Fn(&HealthRecord) -> bool) {
+    until(what, LIMIT, || {
+        agents
+            .iter()
+            .all(|a| a.shared().health("web-1").is_some_and(|h| ok(&h)))
+    })
+    .await;
+}
+
+/// Registers web-1 (on `origin`) through hc-0 and waits until every agent
+/// shows it up, checked by its owner: the owner and the next-ranked agent.
+async fn register(agents: &[Agent], origin: &FakeOrigin) -> (String, String) {
     let spec = json!({
         "address": origin.addr().to_string(), "interval_ms": INTERVAL_MS,
         "timeout_ms": TIMEOUT_MS, "rise": 1, "fall": FALL
@@ -48,17 +56,22 @@ async fn one_bad_vantage_point_disputes_a_down_and_a_real_death_is_confirmed() {
         .await
         .expect("PUT");
     assert_eq!(r.status().as_u16(), 201);
-    let names: Vec<String> = (0..3).map(|i| format!("hc-{i}")).collect();
+    let names: Vec<String> = (0..agents.len()).map(|i| format!("hc-{i}")).collect();
     let ranked = rendezvous::rank("web-1", &names);
     let (owner, confirmer) = (ranked[0].to_owned(), ranked[1].to_owned());
-    until("web-1 up on every agent, by its owner", LIMIT, || {
-        agents.iter().all(|a| {
-            a.shared()
-                .health("web-1")
-                .is_some_and(|h| h.status == Status::Up && h.checked_by == owner)
-        })
+    all_show(agents, "web-1 up on every agent, by its owner", |h| {
+        h.status == Status::Up && h.checked_by == owner
     })
     .await;
+    (owner, confirmer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_bad_vantage_point_disputes_a_down_and_a_real_death_is_confirmed() {
+    let base = TempDir::new("confirm");
+    let agents = cluster(3, "cf", &base).await;
+    let origin = FakeOrigin::start(Behaviour::Healthy).await.expect("origin");
+    let (owner, confirmer) = register(&agents, &origin).await;
     let streams: Vec<_> = agents
         .iter()
         .map(|a| follow(format!("{}/v1/events", api(a))))
@@ -66,16 +79,11 @@ async fn one_bad_vantage_point_disputes_a_down_and_a_real_death_is_confirmed() {
 
     // The owner's route goes bad: its checks fail, the confirmer's pass.
     origin.fail_for(&[&owner]);
-    until("the record is disputed on every agent", LIMIT, || {
-        agents.iter().all(|a| {
-            a.shared().health("web-1").is_some_and(|h| {
-                h.status == Status::Up
-                    && h.confirmation
-                        == Some(Confirmation::Disputed {
-                            by: confirmer.clone(),
-                        })
-            })
-        })
+    let disputed = Some(Confirmation::Disputed {
+        by: confirmer.clone(),
+    });
+    all_show(&agents, "the record is disputed on every agent", |h| {
+        h.status == Status::Up && h.confirmation == disputed
     })
     .await;
     // It stays so for several rounds: the owner asks again at each failing
@@ -158,16 +166,11 @@ async fn one_bad_vantage_point_disputes_a_down_and_a_real_death_is_confirmed() {
     // fall × settling + a timeout + the round trip of the second opinion.
     let died = Instant::now();
     origin.set_behaviour(Behaviour::Failing).await;
-    until("web-1 down on every agent, confirmed", LIMIT, || {
-        agents.iter().all(|a| {
-            a.shared().health("web-1").is_some_and(|h| {
-                h.status == Status::Down
-                    && h.confirmation
-                        == Some(Confirmation::Confirmed {
-                            by: confirmer.clone(),
-                        })
-            })
-        })
+    let confirmed = Some(Confirmation::Confirmed {
+        by: confirmer.clone(),
+    });
+    all_show(&agents, "web-1 down on every agent, confirmed", |h| {
+        h.status == Status::Down && h.confirmation == confirmed
     })
     .await;
     let took = died.elapsed();
@@ -177,12 +180,8 @@ async fn one_bad_vantage_point_disputes_a_down_and_a_real_death_is_confirmed() {
     // Back, and the route is good again: plain up everywhere.
     origin.fail_for(&[]);
     origin.set_behaviour(Behaviour::Healthy).await;
-    until("web-1 plain up on every agent", LIMIT, || {
-        agents.iter().all(|a| {
-            a.shared().health("web-1").is_some_and(|h| {
-                h.status == Status::Up && h.confirmation.is_none() && h.suspect.is_none()
-            })
-        })
+    all_show(&agents, "web-1 plain up on every agent", |h| {
+        h.status == Status::Up && h.confirmation.is_none() && h.suspect.is_none()
     })
     .await;
     for a in agents {
@@ -228,33 +227,12 @@ async fn while_an_agent_of_the_release_before_is_live_downs_are_written_as_befor
         })
     })
     .await;
-    let spec = json!({
-        "address": origin.addr().to_string(), "interval_ms": INTERVAL_MS,
-        "timeout_ms": TIMEOUT_MS, "rise": 1, "fall": FALL
-    });
-    agents[0]
-        .shared()
-        .put_origin("web-1", serde_json::from_value(spec).expect("spec"))
-        .await
-        .expect("PUT");
-    let owner = rendezvous::rank("web-1", &names)[0].to_owned();
-    until("web-1 up on every agent", LIMIT, || {
-        agents.iter().all(|a| {
-            a.shared()
-                .health("web-1")
-                .is_some_and(|h| h.status == Status::Up && h.checked_by == owner)
-        })
-    })
-    .await;
+    let (owner, _) = register(&agents, &origin).await;
     // The owner's route goes bad: with an agent that could not read a
     // second opinion, its verdict is written as the release before wrote it.
     origin.fail_for(&[&owner]);
-    until("web-1 down on every agent, plain", LIMIT, || {
-        agents.iter().all(|a| {
-            a.shared().health("web-1").is_some_and(|h| {
-                h.status == Status::Down && h.confirmation.is_none() && h.suspect.is_none()
-            })
-        })
+    all_show(&agents, "web-1 down on every agent, plain", |h| {
+        h.status == Status::Down && h.confirmation.is_none() && h.suspect.is_none()
     })
     .await;
     let owner_agent = agents
