@@ -59,22 +59,29 @@ async fn the_status_page_pages_and_filters_in_a_browser() {
             healthy.addr().to_string()
         };
         let mut spec = OriginSpec::new(address);
-        spec.interval_ms = 200;
-        spec.timeout_ms = 150;
+        // A loaded CI machine (Chromium, other tests) can slow one check
+        // past a tight timeout: the healthy ones must not turn down then.
+        spec.interval_ms = 1000;
+        spec.timeout_ms = 800;
         spec.rise = 1;
-        spec.fall = 1;
+        spec.fall = 2;
         agent
             .shared()
             .put_origin(&format!("o{i:03}"), spec)
             .await
             .expect("put");
     }
-    until("every origin has a verdict", LIMIT, || {
-        agent.shared().all_health().len() == 250
-            && agent
-                .shared()
-                .health("o123")
-                .is_some_and(|r| r.status == healthcheck::record::Status::Down)
+    until("every origin has its verdict", LIMIT, || {
+        let health = agent.shared().all_health();
+        health.len() == 250
+            && health.iter().all(|(id, r)| {
+                let want = if id == "o123" {
+                    healthcheck::record::Status::Down
+                } else {
+                    healthcheck::record::Status::Up
+                };
+                r.status == want
+            })
     })
     .await;
     let base = format!("http://{}/", agent.api_addr());
